@@ -1,1 +1,120 @@
+//! Storage for Pure Reducer: one async trait, [`Store`], with a PostgreSQL implementation for
+//! production and a SQLite one for the embedded default. Both pass the same conformance suite
+//! (`tests/conformance.rs`).
+//!
+//! Layout:
+//! - [`model`]: the records the trait reads and writes.
+//! - [`error`]: storage errors and the one place SQLSTATE codes become them.
+//! - [`postgres`]: the PostgreSQL implementation (sqlx, migrations in `migrations/postgres`).
+//! - [`sqlite`]: the SQLite implementation (migrations in `migrations/sqlite`).
+//! - `testing` (feature `testing`): a fresh, migrated database per test.
 
+pub mod error;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use purereducer_core::{ActionId, WorkflowKey};
+
+pub use crate::error::StorageError;
+pub use crate::model::{
+    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, RecordResult, Snapshot,
+    StateWrite, StoredState,
+};
+
+/// Result of a storage call.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Everything the services need from the database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Short backend name for logs (`postgres` or `sqlite`).
+    fn backend(&self) -> &'static str;
+
+    /// Reads the current state of a workflow.
+    async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>>;
+
+    /// Reads, in one round trip, the workflow's state and the unexpired record of an action.
+    async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot>;
+
+    /// Atomically: checks the stored version against `expected`, writes the new state,
+    /// inserts the dedup records and the outbox events. Nothing is written unless all is.
+    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult>;
+
+    /// The unexpired record of an action, if any.
+    async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>>;
+
+    /// Inserts a dedup record unless an unexpired one exists (that one is returned instead).
+    async fn record_processed(&self, key: &WorkflowKey, record: NewRecord) -> StorageResult<RecordResult>;
+
+    /// Deletes dedup records whose expiry has passed by the database clock.
+    async fn cleanup_expired(&self) -> StorageResult<u64>;
+
+    /// Appends events to the outbox on their own (for outcomes that commit no state).
+    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()>;
+
+    /// Unpublished outbox events, oldest first.
+    async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>>;
+}
+
+/// Opens the store a database URL names: `postgres://` or `postgresql://` for PostgreSQL,
+/// `sqlite:` for SQLite. Runs the migrations when `migrate` is set.
+pub async fn connect(url: &str, pool: PoolOptions, migrate: bool) -> StorageResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PgStore::connect(url, pool).await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("sqlite:") {
+        let store = sqlite::SqliteStore::connect(url, pool).await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        return Ok(Arc::new(store));
+    }
+    Err(StorageError::Config(format!(
+        "storage.database_url must start with postgres://, postgresql:// or sqlite: (got '{}')",
+        redact(url)
+    )))
+}
+
+/// Connection pool sizing.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Connections kept open.
+    pub min_connections: u32,
+    /// Upper bound on open connections.
+    pub max_connections: u32,
+    /// How long a caller waits for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            min_connections: 10,
+            max_connections: 50,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A database URL with any password replaced, safe to log.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    let user = credentials.split(':').next().unwrap_or_default();
+    format!("{scheme}://{user}:***@{host}")
+}

@@ -7,7 +7,7 @@ mod fsm;
 mod json_patch;
 mod merge;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::fsm::{FsmReducer, Transition};
 pub use self::json_patch::JsonPatchReducer;
@@ -15,7 +15,7 @@ pub use self::merge::MergeReducer;
 use crate::{Action, JsonObject, Version};
 
 /// A side effect a reducer asks the platform to publish after the commit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intent {
     /// What kind of side effect.
     pub intent_type: String,

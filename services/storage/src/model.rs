@@ -1,0 +1,170 @@
+//! Records read and written through [`crate::Store`].
+
+use std::time::Duration;
+
+use purereducer_core::{ActionId, ActionStatus, Intent, JsonObject, Namespace, TypeName, Version, WorkflowKey};
+
+/// The stored state of a workflow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredState {
+    /// Current version (at least 1).
+    pub version: Version,
+    /// Current state.
+    pub state: JsonObject,
+    /// Workflow type, fixed at creation.
+    pub workflow_type: String,
+    /// Namespace, fixed at creation.
+    pub namespace: String,
+    /// Last commit time, unix milliseconds by the database clock.
+    pub updated_at_ms: i64,
+}
+
+/// A remembered action outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedRecord {
+    /// The action.
+    pub action_id: ActionId,
+    /// Fingerprint of what the action asked for (empty when recorded externally).
+    pub request_hash: String,
+    /// Hash of the outcome.
+    pub result_hash: String,
+    /// Version the action produced, or saw when it changed nothing.
+    pub version: Version,
+    /// How the action ended.
+    pub status: ActionStatus,
+    /// Side effects the outcome requested.
+    pub intents: Vec<Intent>,
+    /// Why the action was refused, for rejections.
+    pub rejection_reason: Option<String>,
+    /// Expiry, unix milliseconds by the database clock.
+    pub expires_at_ms: i64,
+}
+
+/// A dedup record to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// The action.
+    pub action_id: ActionId,
+    /// Fingerprint of what the action asked for.
+    pub request_hash: String,
+    /// Hash of the outcome.
+    pub result_hash: String,
+    /// Version the action produced, or saw.
+    pub version: Version,
+    /// How the action ended.
+    pub status: ActionStatus,
+    /// Side effects the outcome requested.
+    pub intents: Vec<Intent>,
+    /// Why the action was refused.
+    pub rejection_reason: Option<String>,
+    /// How long the record lives, counted by the database clock.
+    pub ttl: Duration,
+}
+
+/// An event to publish after its transaction commits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Partition key.
+    pub workflow_key: String,
+    /// Version the event belongs to (publishing order within a key).
+    pub version: Version,
+    /// Event type name, for example `StateCommitted`.
+    pub event_type: String,
+    /// Encoded protobuf event.
+    pub payload: Vec<u8>,
+    /// Headers to publish with it (correlation id, trace context).
+    pub headers: serde_json::Value,
+}
+
+/// An outbox event not yet published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    /// Outbox sequence id.
+    pub id: i64,
+    /// The event.
+    pub event: OutboxEvent,
+}
+
+/// A new state to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateWrite {
+    /// The state.
+    pub state: JsonObject,
+    /// The version it becomes.
+    pub version: Version,
+    /// Workflow type, stored on creation.
+    pub workflow_type: TypeName,
+    /// Namespace, stored on creation.
+    pub namespace: Namespace,
+    /// Who made the change.
+    pub provenance: serde_json::Value,
+}
+
+/// One atomic commit. Several actions may be folded into one request: each brings its own
+/// dedup record and events, and the state written is the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRequest {
+    /// The workflow.
+    pub key: WorkflowKey,
+    /// The version the change was computed from (0: the workflow must not exist).
+    pub expected: Version,
+    /// The new state, or `None` to only check the version (an outcome that changes nothing).
+    pub write: Option<StateWrite>,
+    /// Dedup records, one per action.
+    pub records: Vec<NewRecord>,
+    /// Outbox events, in publishing order.
+    pub events: Vec<OutboxEvent>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitResult {
+    /// Everything was written; `version` is the stored version now.
+    Committed {
+        /// The stored version after the commit.
+        version: Version,
+    },
+    /// The stored version was not the expected one; nothing was written.
+    Conflict {
+        /// The stored version (0 when the workflow does not exist).
+        current: Version,
+    },
+    /// One of the actions already has an unexpired record; nothing was written.
+    AlreadyProcessed(ProcessedRecord),
+}
+
+/// What `record_processed` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordResult {
+    /// The record was inserted.
+    Recorded(ProcessedRecord),
+    /// An unexpired record existed and was kept.
+    Exists(ProcessedRecord),
+}
+
+/// The state of a workflow and the record of one action, read together.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// The workflow's state, if it exists.
+    pub state: Option<StoredState>,
+    /// The action's unexpired record, if any.
+    pub processed: Option<ProcessedRecord>,
+}
+
+/// The JSON stored in a dedup record's `outcome` column.
+pub(crate) fn outcome_json(intents: &[Intent], rejection_reason: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "intents": intents, "rejection_reason": rejection_reason })
+}
+
+/// Reads back a dedup record's `outcome` column.
+pub(crate) fn parse_outcome(outcome: &serde_json::Value) -> (Vec<Intent>, Option<String>) {
+    let intents = outcome
+        .get("intents")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let reason = outcome
+        .get("rejection_reason")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    (intents, reason)
+}

@@ -1,0 +1,344 @@
+//! The PostgreSQL store: the production backend.
+
+use async_trait::async_trait;
+use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+
+use crate::error::{StorageError, classify, is_unique_violation};
+use crate::model::{outcome_json, parse_outcome};
+use crate::{
+    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, RecordResult,
+    Snapshot, StateWrite, StorageResult, Store, StoredState,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// A [`Store`] on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, status, outcome, \
+     (extract(epoch FROM expires_at) * 1000)::bigint AS expires_at_ms";
+
+impl PgStore {
+    /// Connects a pool to `url`.
+    pub async fn connect(url: &str, pool: PoolOptions) -> StorageResult<Self> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?;
+        let pool = PgPoolOptions::new()
+            .min_connections(pool.min_connections)
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_with(options.application_name("reducerd"))
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Applies the migrations in `migrations/postgres` that have not run yet.
+    pub async fn migrate(&self) -> StorageResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| StorageError::Database(format!("migration failed: {err}")))
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Version::new(version.unwrap_or(0).max(0) as u64))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
+        let row = sqlx::query(
+            "SELECT version, state, workflow_type, namespace, \
+             (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
+             FROM workflow_state WHERE workflow_key = $1",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| state_from_row(&row, "")).transpose()
+    }
+
+    async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
+        let row = sqlx::query(
+            "SELECT s.version AS s_version, s.state AS s_state, s.workflow_type AS s_workflow_type, \
+                    s.namespace AS s_namespace, \
+                    (extract(epoch FROM s.updated_at) * 1000)::bigint AS s_updated_at_ms, \
+                    d.action_id, d.request_hash, d.result_hash, d.version, d.status, d.outcome, \
+                    (extract(epoch FROM d.expires_at) * 1000)::bigint AS expires_at_ms \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN workflow_state s ON s.workflow_key = $1 \
+             LEFT JOIN action_dedup_log d \
+                    ON d.workflow_key = $1 AND d.action_id = $2 AND d.expires_at > now()",
+        )
+        .bind(key.as_str())
+        .bind(action_id.as_uuid())
+        .fetch_one(&self.pool)
+        .await?;
+        let state = match row.try_get::<Option<i64>, _>("s_version")? {
+            Some(_) => Some(state_from_row(&row, "s_")?),
+            None => None,
+        };
+        let processed = match row.try_get::<Option<uuid::Uuid>, _>("action_id")? {
+            Some(_) => Some(record_from_row(&row)?),
+            None => None,
+        };
+        Ok(Snapshot { state, processed })
+    }
+
+    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult> {
+        let mut tx = self.pool.begin().await?;
+        let written = match &request.write {
+            Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
+            None => check_version(&mut tx, &request.key, request.expected).await?,
+        };
+        if !written {
+            tx.rollback().await?;
+            let current = self.current_version(&request.key).await?;
+            return Ok(CommitResult::Conflict { current });
+        }
+        for record in &request.records {
+            if insert_record(&mut tx, &request.key, record).await?.is_none() {
+                tx.rollback().await?;
+                let existing = self.find_processed(&request.key, record.action_id).await?;
+                return match existing {
+                    Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
+                    // The other record expired between the two reads: report a conflict so
+                    // the caller re-reads and tries again.
+                    None => Ok(CommitResult::Conflict {
+                        current: self.current_version(&request.key).await?,
+                    }),
+                };
+            }
+        }
+        insert_events(&mut tx, &request.events).await?;
+        tx.commit().await?;
+        let version = request.write.as_ref().map_or(request.expected, |w| w.version);
+        Ok(CommitResult::Committed { version })
+    }
+
+    async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
+             WHERE workflow_key = $1 AND action_id = $2 AND expires_at > now()"
+        )))
+        .bind(key.as_str())
+        .bind(action_id.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| record_from_row(&row)).transpose()
+    }
+
+    async fn record_processed(&self, key: &WorkflowKey, record: NewRecord) -> StorageResult<RecordResult> {
+        let mut conn = self.pool.acquire().await?;
+        if let Some(stored) = insert_record(&mut conn, key, &record).await? {
+            return Ok(RecordResult::Recorded(stored));
+        }
+        drop(conn);
+        match self.find_processed(key, record.action_id).await? {
+            Some(existing) => Ok(RecordResult::Exists(existing)),
+            None => Err(StorageError::Unavailable(
+                "a concurrent record for this action expired mid-call; retry".to_owned(),
+            )),
+        }
+    }
+
+    async fn cleanup_expired(&self) -> StorageResult<u64> {
+        let done = sqlx::query("DELETE FROM action_dedup_log WHERE expires_at <= now()")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    id: row.try_get("id")?,
+                    event: OutboxEvent {
+                        workflow_key: row.try_get("workflow_key")?,
+                        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+                        event_type: row.try_get("event_type")?,
+                        payload: row.try_get("payload")?,
+                        headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes the new state if the stored version is `expected`; false on a version mismatch.
+async fn write_state(
+    conn: &mut PgConnection,
+    key: &WorkflowKey,
+    expected: Version,
+    write: &StateWrite,
+) -> StorageResult<bool> {
+    let state = Json(&write.state);
+    let provenance = Json(&write.provenance);
+    let version = version_param(write.version)?;
+    if expected == Version::NONE {
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workflow_key) DO NOTHING",
+        )
+        .bind(key.as_str())
+        .bind(version)
+        .bind(state)
+        .bind(write.workflow_type.as_str())
+        .bind(write.namespace.as_str())
+        .bind(provenance)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(inserted.rows_affected() == 1);
+    }
+    let updated = sqlx::query(
+        "UPDATE workflow_state SET state = $3, version = $4, provenance = $5, updated_at = now() \
+         WHERE workflow_key = $1 AND version = $2",
+    )
+    .bind(key.as_str())
+    .bind(version_param(expected)?)
+    .bind(state)
+    .bind(version)
+    .bind(provenance)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Holds the workflow row steady for the transaction and checks its version.
+async fn check_version(conn: &mut PgConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1 FOR SHARE")
+            .bind(key.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(stored.unwrap_or(0) == version_param(expected)?)
+}
+
+/// Inserts a dedup record, replacing an expired one; `None` when an unexpired one exists.
+async fn insert_record(
+    conn: &mut PgConnection,
+    key: &WorkflowKey,
+    record: &NewRecord,
+) -> StorageResult<Option<ProcessedRecord>> {
+    let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
+    let result = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO action_dedup_log \
+            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
+         ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
+            request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash, \
+            version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
+            created_at = now(), expires_at = EXCLUDED.expires_at \
+         WHERE action_dedup_log.expires_at <= now() \
+         RETURNING {RECORD_COLUMNS}"
+    )))
+    .bind(key.as_str())
+    .bind(record.action_id.as_uuid())
+    .bind(&record.request_hash)
+    .bind(&record.result_hash)
+    .bind(version_param(record.version)?)
+    .bind(record.status.as_str())
+    .bind(Json(outcome))
+    .bind(record.ttl.as_secs_f64())
+    .fetch_optional(&mut *conn)
+    .await;
+    match result {
+        Ok(row) => row.map(|row| record_from_row(&row)).transpose(),
+        // Two first inserts racing: the loser sees the winner's row as a duplicate.
+        Err(err) if is_unique_violation(&err) => Ok(None),
+        Err(err) => Err(classify(&err)),
+    }
+}
+
+async fn insert_events(conn: &mut PgConnection, events: &[OutboxEvent]) -> StorageResult<()> {
+    for event in events {
+        sqlx::query(
+            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&event.workflow_key)
+        .bind(version_param(event.version)?)
+        .bind(&event.event_type)
+        .bind(&event.payload)
+        .bind(Json(&event.headers))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn version_param(version: Version) -> StorageResult<i64> {
+    i64::try_from(version.get()).map_err(|_| StorageError::Corrupt(format!("version {version} out of range")))
+}
+
+fn state_from_row(row: &PgRow, prefix: &str) -> StorageResult<StoredState> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let state: Json<JsonObject> = row.try_get(column("state").as_str())?;
+    Ok(StoredState {
+        version: Version::new(row.try_get::<i64, _>(column("version").as_str())?.max(0) as u64),
+        state: state.0,
+        workflow_type: row.try_get(column("workflow_type").as_str())?,
+        namespace: row.try_get(column("namespace").as_str())?,
+        updated_at_ms: row.try_get(column("updated_at_ms").as_str())?,
+    })
+}
+
+fn record_from_row(row: &PgRow) -> StorageResult<ProcessedRecord> {
+    let status: String = row.try_get("status")?;
+    let outcome: Json<serde_json::Value> = row.try_get("outcome")?;
+    let (intents, rejection_reason) = parse_outcome(&outcome.0);
+    Ok(ProcessedRecord {
+        action_id: ActionId::from_uuid(row.try_get("action_id")?),
+        request_hash: row.try_get("request_hash")?,
+        result_hash: row.try_get("result_hash")?,
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        status: ActionStatus::parse(&status)
+            .ok_or_else(|| StorageError::Corrupt(format!("unknown action status '{status}'")))?,
+        intents,
+        rejection_reason,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+    })
+}

@@ -1,0 +1,329 @@
+//! The SQLite store: the embedded default, one local file and no server.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{StorageError, classify, is_unique_violation};
+use crate::model::{outcome_json, parse_outcome};
+use crate::{
+    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, RecordResult,
+    Snapshot, StateWrite, StorageResult, Store, StoredState,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// The database clock in unix milliseconds.
+const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, status, outcome, expires_at AS expires_at_ms";
+
+/// A [`Store`] on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file `url` names.
+    pub async fn connect(url: &str, pool: PoolOptions) -> StorageResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        // SQLite has one writer at a time; a few connections cover concurrent reads.
+        let max = pool.max_connections.clamp(1, 8);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(pool.min_connections.min(max))
+            .max_connections(max)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the migrations in `migrations/sqlite` that have not run yet.
+    pub async fn migrate(&self) -> StorageResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|err| StorageError::Database(format!("migration failed: {err}")))
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(Version::new(version.unwrap_or(0).max(0) as u64))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
+        let row = sqlx::query(
+            "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
+             FROM workflow_state WHERE workflow_key = ?1",
+        )
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| state_from_row(&row)).transpose()
+    }
+
+    async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
+        // One connection for both reads; SQLite round trips are in-process and cheap.
+        let state = self.get_state(key).await?;
+        let processed = self.find_processed(key, action_id).await?;
+        Ok(Snapshot { state, processed })
+    }
+
+    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult> {
+        let mut tx = self.pool.begin().await?;
+        let written = match &request.write {
+            Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
+            None => check_version(&mut tx, &request.key, request.expected).await?,
+        };
+        if !written {
+            tx.rollback().await?;
+            let current = self.current_version(&request.key).await?;
+            return Ok(CommitResult::Conflict { current });
+        }
+        for record in &request.records {
+            if insert_record(&mut tx, &request.key, record).await?.is_none() {
+                tx.rollback().await?;
+                return match self.find_processed(&request.key, record.action_id).await? {
+                    Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
+                    None => Ok(CommitResult::Conflict {
+                        current: self.current_version(&request.key).await?,
+                    }),
+                };
+            }
+        }
+        insert_events(&mut tx, &request.events).await?;
+        tx.commit().await?;
+        let version = request.write.as_ref().map_or(request.expected, |w| w.version);
+        Ok(CommitResult::Committed { version })
+    }
+
+    async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
+             WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
+        )))
+        .bind(key.as_str())
+        .bind(action_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| record_from_row(&row)).transpose()
+    }
+
+    async fn record_processed(&self, key: &WorkflowKey, record: NewRecord) -> StorageResult<RecordResult> {
+        let mut conn = self.pool.acquire().await?;
+        if let Some(stored) = insert_record(&mut conn, key, &record).await? {
+            return Ok(RecordResult::Recorded(stored));
+        }
+        drop(conn);
+        match self.find_processed(key, record.action_id).await? {
+            Some(existing) => Ok(RecordResult::Exists(existing)),
+            None => Err(StorageError::Unavailable(
+                "a concurrent record for this action expired mid-call; retry".to_owned(),
+            )),
+        }
+    }
+
+    async fn cleanup_expired(&self) -> StorageResult<u64> {
+        let done = sqlx::query(AssertSqlSafe(format!("DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}")))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    id: row.try_get("id")?,
+                    event: OutboxEvent {
+                        workflow_key: row.try_get("workflow_key")?,
+                        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+                        event_type: row.try_get("event_type")?,
+                        payload: row.try_get("payload")?,
+                        headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+async fn write_state(
+    conn: &mut SqliteConnection,
+    key: &WorkflowKey,
+    expected: Version,
+    write: &StateWrite,
+) -> StorageResult<bool> {
+    let state = Json(&write.state);
+    let provenance = Json(&write.provenance);
+    let version = version_param(write.version)?;
+    if expected == Version::NONE {
+        let inserted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO workflow_state \
+                (workflow_key, version, state, workflow_type, namespace, provenance, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (workflow_key) DO NOTHING"
+        )))
+        .bind(key.as_str())
+        .bind(version)
+        .bind(state)
+        .bind(write.workflow_type.as_str())
+        .bind(write.namespace.as_str())
+        .bind(provenance)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(inserted.rows_affected() == 1);
+    }
+    let updated = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE workflow_state SET state = ?3, version = ?4, provenance = ?5, updated_at = {NOW_MS} \
+         WHERE workflow_key = ?1 AND version = ?2"
+    )))
+    .bind(key.as_str())
+    .bind(version_param(expected)?)
+    .bind(state)
+    .bind(version)
+    .bind(provenance)
+    .execute(&mut *conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
+    // Take the write lock first so the version cannot move before the transaction ends.
+    sqlx::query("UPDATE workflow_state SET version = version WHERE workflow_key = ?1")
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(stored.unwrap_or(0) == version_param(expected)?)
+}
+
+async fn insert_record(
+    conn: &mut SqliteConnection,
+    key: &WorkflowKey,
+    record: &NewRecord,
+) -> StorageResult<Option<ProcessedRecord>> {
+    let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
+    let ttl_ms = i64::try_from(record.ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    let result = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO action_dedup_log \
+            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
+         ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
+            request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
+            version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
+            created_at = excluded.created_at, expires_at = excluded.expires_at \
+         WHERE action_dedup_log.expires_at <= {NOW_MS} \
+         RETURNING {RECORD_COLUMNS}"
+    )))
+    .bind(key.as_str())
+    .bind(record.action_id.to_string())
+    .bind(&record.request_hash)
+    .bind(&record.result_hash)
+    .bind(version_param(record.version)?)
+    .bind(record.status.as_str())
+    .bind(Json(outcome))
+    .bind(ttl_ms)
+    .fetch_optional(&mut *conn)
+    .await;
+    match result {
+        Ok(row) => row.map(|row| record_from_row(&row)).transpose(),
+        Err(err) if is_unique_violation(&err) => Ok(None),
+        Err(err) => Err(classify(&err)),
+    }
+}
+
+async fn insert_events(conn: &mut SqliteConnection, events: &[OutboxEvent]) -> StorageResult<()> {
+    for event in events {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS})"
+        )))
+        .bind(&event.workflow_key)
+        .bind(version_param(event.version)?)
+        .bind(&event.event_type)
+        .bind(&event.payload)
+        .bind(Json(&event.headers))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn version_param(version: Version) -> StorageResult<i64> {
+    i64::try_from(version.get()).map_err(|_| StorageError::Corrupt(format!("version {version} out of range")))
+}
+
+fn state_from_row(row: &SqliteRow) -> StorageResult<StoredState> {
+    let state: Json<JsonObject> = row.try_get("state")?;
+    Ok(StoredState {
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        state: state.0,
+        workflow_type: row.try_get("workflow_type")?,
+        namespace: row.try_get("namespace")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+fn record_from_row(row: &SqliteRow) -> StorageResult<ProcessedRecord> {
+    let status: String = row.try_get("status")?;
+    let raw_id: String = row.try_get("action_id")?;
+    let action_id = ActionId::parse(&raw_id, "action_id")
+        .map_err(|err| StorageError::Corrupt(format!("stored action id: {err}")))?;
+    let outcome: Json<serde_json::Value> = row.try_get("outcome")?;
+    let (intents, rejection_reason) = parse_outcome(&outcome.0);
+    Ok(ProcessedRecord {
+        action_id,
+        request_hash: row.try_get("request_hash")?,
+        result_hash: row.try_get("result_hash")?,
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        status: ActionStatus::parse(&status)
+            .ok_or_else(|| StorageError::Corrupt(format!("unknown action status '{status}'")))?,
+        intents,
+        rejection_reason,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+    })
+}
