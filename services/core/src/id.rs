@@ -41,9 +41,14 @@ pub struct WorkflowKey(String);
 impl WorkflowKey {
     /// Validates a workflow key.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        check_name(raw, "workflow_key", MAX_KEY_LEN, |c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '@' | '-')
-        })?;
+        check_name(
+            raw,
+            "workflow_key",
+            MAX_KEY_LEN,
+            ("letters, digits and . _ : / @ -", |c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '@' | '-')
+            }),
+        )?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -72,9 +77,14 @@ impl Namespace {
         if raw.is_empty() {
             return Ok(Self(Self::DEFAULT.to_owned()));
         }
-        check_name(raw, "namespace", 63, |c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
-        })?;
+        check_name(
+            raw,
+            "namespace",
+            63,
+            ("lowercase letters, digits, _ and -", |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-')
+            }),
+        )?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -97,9 +107,14 @@ pub struct TypeName(String);
 impl TypeName {
     /// Validates a type name; `field` names the request field in errors.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
-        check_name(raw, field, 128, |c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-')
-        })?;
+        check_name(
+            raw,
+            field,
+            128,
+            ("letters, digits and . _ : / -", |c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-')
+            }),
+        )?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -123,7 +138,10 @@ impl ActionId {
     /// Parses a UUID in any standard text form; `field` names the request field in errors.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         if raw.is_empty() {
-            return Err(FieldError::new(field, "is required: send a UUID such as 3f1c9a52-7d4e-4a8b-9c0d-2e5f6a7b8c9d"));
+            return Err(FieldError::new(
+                field,
+                "is required: send a UUID such as 3f1c9a52-7d4e-4a8b-9c0d-2e5f6a7b8c9d",
+            ));
         }
         Uuid::try_parse(raw)
             .map(Self)
@@ -147,7 +165,8 @@ impl fmt::Display for ActionId {
     }
 }
 
-fn check_name(raw: &str, field: &str, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), FieldError> {
+fn check_name(raw: &str, field: &str, max: usize, allowed: (&str, fn(char) -> bool)) -> Result<(), FieldError> {
+    let (allowed_text, allowed) = allowed;
     if raw.is_empty() {
         return Err(FieldError::new(field, "is required"));
     }
@@ -160,7 +179,7 @@ fn check_name(raw: &str, field: &str, max: usize, allowed: impl Fn(char) -> bool
     if let Some(bad) = raw.chars().find(|c| !allowed(*c)) {
         return Err(FieldError::new(
             field,
-            format!("contains {bad:?}; allowed are letters, digits and . _ : / @ - (namespaces: lowercase, digits, _ -)"),
+            format!("contains {bad:?}; allowed are {allowed_text}"),
         ));
     }
     Ok(())

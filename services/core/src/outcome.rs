@@ -135,7 +135,12 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_through_their_stored_names() {
-        for status in [ActionStatus::Committed, ActionStatus::Duplicate, ActionStatus::Rejected, ActionStatus::GaveUp] {
+        for status in [
+            ActionStatus::Committed,
+            ActionStatus::Duplicate,
+            ActionStatus::Rejected,
+            ActionStatus::GaveUp,
+        ] {
             assert_eq!(ActionStatus::parse(status.as_str()), Some(status));
         }
     }

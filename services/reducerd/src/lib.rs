@@ -1,1 +1,183 @@
+//! `reducerd`: one server binary that runs any subset of Pure Reducer's services.
+//!
+//! [`serve`] takes an already bound listener, so tests bind port 0 and read the address
+//! back instead of guessing ports or sleeping.
+//!
+//! Layout:
+//! - [`config`]: layered configuration and its validation.
+//! - [`engine`]: the exactly-once action engine behind `HandleAction`.
+//! - [`events`]: the protobuf events a commit writes to the outbox.
+//! - [`convert`]: protobuf ↔ domain conversions and request validation.
+//! - [`error`]: the one mapping from errors to gRPC statuses.
+//! - [`grpc`]: the service adapters.
+//! - [`maintenance`]: the periodic dedup cleanup.
 
+pub mod config;
+pub mod convert;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod maintenance;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use purereducer_api::v1::action_dedup_service_server::ActionDedupServiceServer;
+use purereducer_api::v1::canonical_store_service_server::CanonicalStoreServiceServer;
+use purereducer_api::v1::reducer_service_server::ReducerServiceServer;
+use purereducer_storage::{PoolOptions, Store};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+
+use crate::config::{Config, Validated};
+use crate::engine::Engine;
+
+/// A configured server, connected to its database, ready to serve.
+#[derive(Debug, Clone)]
+pub struct App {
+    config: Config,
+    validated: Validated,
+    store: Arc<dyn Store>,
+}
+
+impl App {
+    /// Validates the configuration and opens the store (running migrations if configured).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let validated = config.validate()?;
+        let pool = PoolOptions {
+            min_connections: config.storage.min_pool_size,
+            max_connections: config.storage.max_pool_size,
+            ..PoolOptions::default()
+        };
+        let store = purereducer_storage::connect(&config.storage.database_url, pool, config.storage.migrate_on_start)
+            .await
+            .with_context(|| format!("opening {}", purereducer_storage::redact(&config.storage.database_url)))?;
+        Ok(Self {
+            config,
+            validated,
+            store,
+        })
+    }
+
+    /// An app over an existing store (tests share one database this way).
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let validated = config.validate()?;
+        Ok(Self {
+            config,
+            validated,
+            store,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The checked configuration.
+    pub fn validated(&self) -> &Validated {
+        &self.validated
+    }
+
+    fn runs(&self, role: &str) -> bool {
+        self.validated.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Serves gRPC on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let max_payload = app.config.server.max_payload_bytes;
+    let max_message = app.config.server.max_message_bytes;
+    let engine = Arc::new(Engine::new(
+        app.store.clone(),
+        app.validated.workflow_types.clone(),
+        app.validated.retry,
+        app.validated.dedup_ttl,
+    )?);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let canonical = app.runs("canonical-store").then(|| {
+        CanonicalStoreServiceServer::new(grpc::canonical_store::CanonicalStore::new(engine.clone(), max_payload))
+            .max_decoding_message_size(max_message)
+    });
+    // Dedup is part of applying actions, so the reducer role serves it too.
+    let dedup = (app.runs("action-dedup") || app.runs("reducer-service")).then(|| {
+        ActionDedupServiceServer::new(grpc::action_dedup::ActionDedup::new(
+            app.store.clone(),
+            app.validated.dedup_ttl,
+        ))
+        .max_decoding_message_size(max_message)
+    });
+    let reducer = app.runs("reducer-service").then(|| {
+        ReducerServiceServer::new(grpc::reducer::Reducer::new(engine.clone(), max_payload))
+            .max_decoding_message_size(max_message)
+    });
+    mark_serving::<CanonicalStoreServiceServer<grpc::canonical_store::CanonicalStore>>(&health, canonical.is_some())
+        .await;
+    mark_serving::<ActionDedupServiceServer<grpc::action_dedup::ActionDedup>>(&health, dedup.is_some()).await;
+    mark_serving::<ReducerServiceServer<grpc::reducer::Reducer>>(&health, reducer.is_some()).await;
+    for role in ["event-bus", "projection-materializer"] {
+        if app.runs(role) {
+            tracing::warn!(role, "role is not available in this build yet; skipped");
+        }
+    }
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(purereducer_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // Widely installed grpcurl builds speak only the v1alpha reflection protocol.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(purereducer_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cleanup = (dedup.is_some() && app.config.dedup.cleanup_interval_seconds > 0).then(|| {
+        let interval = std::time::Duration::from_secs(app.config.dedup.cleanup_interval_seconds);
+        tokio::spawn(maintenance::run_dedup_cleanup(
+            app.store.clone(),
+            interval,
+            stop_rx.clone(),
+        ))
+    });
+
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        addr = %addr,
+        roles = %app.validated.roles.join(","),
+        backend = app.store.backend(),
+        "reducerd serving gRPC"
+    );
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_optional_service(canonical)
+        .add_optional_service(dedup)
+        .add_optional_service(reducer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("gRPC server failed")?;
+
+    let _ = stop_tx.send(true);
+    if let Some(cleanup) = cleanup {
+        let _ = cleanup.await;
+    }
+    tracing::info!("reducerd stopped");
+    Ok(())
+}
+
+async fn mark_serving<S: NamedService>(health: &tonic_health::server::HealthReporter, serving: bool) {
+    if serving {
+        health.set_serving::<S>().await;
+    }
+}

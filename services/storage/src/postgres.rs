@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::AssertSqlSafe;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 
@@ -22,7 +24,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 /// The database clock in unix milliseconds.
 const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
-const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, status, outcome, expires_at AS expires_at_ms";
+const RECORD_COLUMNS: &str =
+    "action_id, request_hash, result_hash, version, status, outcome, expires_at AS expires_at_ms";
 
 /// A [`Store`] on a SQLite file.
 #[derive(Debug, Clone)]
@@ -151,9 +154,11 @@ impl Store for SqliteStore {
     }
 
     async fn cleanup_expired(&self) -> StorageResult<u64> {
-        let done = sqlx::query(AssertSqlSafe(format!("DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}")))
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}"
+        )))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -104,20 +104,34 @@ async fn commit(store: &Arc<dyn Store>, k: &str, expected: u64, state: serde_jso
 async fn create_then_read(store: Arc<dyn Store>) {
     assert_eq!(store.get_state(&key("wf")).await.expect("read"), None);
     let result = commit(&store, "wf", 0, json!({"a": 1})).await;
-    assert_eq!(result, CommitResult::Committed { version: Version::new(1) });
+    assert_eq!(
+        result,
+        CommitResult::Committed {
+            version: Version::new(1)
+        }
+    );
     let stored = store.get_state(&key("wf")).await.expect("read").expect("exists");
     assert_eq!(stored.version, Version::new(1));
     assert_eq!(stored.state, object(json!({"a": 1})));
     assert_eq!(stored.workflow_type, "merge");
     assert_eq!(stored.namespace, "default");
-    assert!(stored.updated_at_ms > 1_700_000_000_000, "database clock in ms: {}", stored.updated_at_ms);
+    assert!(
+        stored.updated_at_ms > 1_700_000_000_000,
+        "database clock in ms: {}",
+        stored.updated_at_ms
+    );
 }
 
 async fn stale_expected_version_conflicts_and_writes_nothing(store: Arc<dyn Store>) {
     commit(&store, "wf", 0, json!({"a": 1})).await;
     commit(&store, "wf", 1, json!({"a": 2})).await;
     let stale = commit(&store, "wf", 1, json!({"a": 99})).await;
-    assert_eq!(stale, CommitResult::Conflict { current: Version::new(2) });
+    assert_eq!(
+        stale,
+        CommitResult::Conflict {
+            current: Version::new(2)
+        }
+    );
     let missing = commit(&store, "nope", 3, json!({})).await;
     assert_eq!(missing, CommitResult::Conflict { current: Version::NONE });
     let stored = store.get_state(&key("wf")).await.expect("read").expect("exists");
@@ -127,7 +141,12 @@ async fn stale_expected_version_conflicts_and_writes_nothing(store: Arc<dyn Stor
 
 async fn create_of_existing_workflow_conflicts(store: Arc<dyn Store>) {
     commit(&store, "wf", 0, json!({"a": 1})).await;
-    assert_eq!(commit(&store, "wf", 0, json!({"a": 2})).await, CommitResult::Conflict { current: Version::new(1) });
+    assert_eq!(
+        commit(&store, "wf", 0, json!({"a": 2})).await,
+        CommitResult::Conflict {
+            current: Version::new(1)
+        }
+    );
 }
 
 async fn reused_action_id_is_refused_atomically(store: Arc<dyn Store>) {
@@ -139,7 +158,12 @@ async fn reused_action_id_is_refused_atomically(store: Arc<dyn Store>) {
         records: vec![record(id, 1, HOURS_6)],
         events: vec![event("wf", 1, "StateCommitted")],
     };
-    assert_eq!(store.commit(first).await.expect("commit"), CommitResult::Committed { version: Version::new(1) });
+    assert_eq!(
+        store.commit(first).await.expect("commit"),
+        CommitResult::Committed {
+            version: Version::new(1)
+        }
+    );
     let again = CommitRequest {
         key: key("wf"),
         expected: Version::new(1),
@@ -156,7 +180,11 @@ async fn reused_action_id_is_refused_atomically(store: Arc<dyn Store>) {
     }
     let stored = store.get_state(&key("wf")).await.expect("read").expect("exists");
     assert_eq!(stored.version, Version::new(1), "the state write rolled back");
-    assert_eq!(store.pending_events(100).await.expect("outbox").len(), 1, "the event rolled back");
+    assert_eq!(
+        store.pending_events(100).await.expect("outbox").len(),
+        1,
+        "the event rolled back"
+    );
 }
 
 async fn snapshot_reads_state_and_record_together(store: Arc<dyn Store>) {
@@ -182,27 +210,54 @@ async fn snapshot_reads_state_and_record_together(store: Arc<dyn Store>) {
 
 async fn record_processed_keeps_the_first_record(store: Arc<dyn Store>) {
     let id = new_id();
-    let first = store.record_processed(&key("wf"), record(id, 1, HOURS_6)).await.expect("record");
+    let first = store
+        .record_processed(&key("wf"), record(id, 1, HOURS_6))
+        .await
+        .expect("record");
     assert!(matches!(first, RecordResult::Recorded(ref r) if r.result_hash == "res-1"));
-    let second = store.record_processed(&key("wf"), record(id, 2, HOURS_6)).await.expect("record");
-    assert!(matches!(second, RecordResult::Exists(ref r) if r.result_hash == "res-1"), "{second:?}");
+    let second = store
+        .record_processed(&key("wf"), record(id, 2, HOURS_6))
+        .await
+        .expect("record");
+    assert!(
+        matches!(second, RecordResult::Exists(ref r) if r.result_hash == "res-1"),
+        "{second:?}"
+    );
     // The same id on another workflow is another action.
-    let elsewhere = store.record_processed(&key("other"), record(id, 5, HOURS_6)).await.expect("record");
+    let elsewhere = store
+        .record_processed(&key("other"), record(id, 5, HOURS_6))
+        .await
+        .expect("record");
     assert!(matches!(elsewhere, RecordResult::Recorded(_)));
 }
 
 async fn expired_records_are_invisible_cleaned_and_replaceable(store: Arc<dyn Store>) {
     let expired = new_id();
     let live = new_id();
-    store.record_processed(&key("wf"), record(expired, 1, Duration::ZERO)).await.expect("record");
-    store.record_processed(&key("wf"), record(live, 1, HOURS_6)).await.expect("record");
+    store
+        .record_processed(&key("wf"), record(expired, 1, Duration::ZERO))
+        .await
+        .expect("record");
+    store
+        .record_processed(&key("wf"), record(live, 1, HOURS_6))
+        .await
+        .expect("record");
     assert_eq!(store.find_processed(&key("wf"), expired).await.expect("find"), None);
     assert!(store.find_processed(&key("wf"), live).await.expect("find").is_some());
     // An expired record does not block a new one even before cleanup.
-    let replaced = store.record_processed(&key("wf"), record(expired, 7, HOURS_6)).await.expect("record");
-    assert!(matches!(replaced, RecordResult::Recorded(ref r) if r.version == Version::new(7)), "{replaced:?}");
+    let replaced = store
+        .record_processed(&key("wf"), record(expired, 7, HOURS_6))
+        .await
+        .expect("record");
+    assert!(
+        matches!(replaced, RecordResult::Recorded(ref r) if r.version == Version::new(7)),
+        "{replaced:?}"
+    );
     let third = new_id();
-    store.record_processed(&key("wf"), record(third, 1, Duration::ZERO)).await.expect("record");
+    store
+        .record_processed(&key("wf"), record(third, 1, Duration::ZERO))
+        .await
+        .expect("record");
     assert_eq!(store.cleanup_expired().await.expect("cleanup"), 1);
     assert_eq!(store.cleanup_expired().await.expect("cleanup"), 0);
     assert!(store.find_processed(&key("wf"), live).await.expect("find").is_some());
@@ -216,11 +271,19 @@ async fn outbox_events_commit_with_the_state_in_order(store: Arc<dyn Store>) {
                 expected: Version::new(version),
                 write: Some(write(version + 1, json!({"v": version + 1}))),
                 records: vec![record(new_id(), version + 1, HOURS_6)],
-                events: vec![event("wf", version + 1, "StateCommitted"), event("wf", version + 1, "IntentEmitted")],
+                events: vec![
+                    event("wf", version + 1, "StateCommitted"),
+                    event("wf", version + 1, "IntentEmitted"),
+                ],
             })
             .await
             .expect("commit");
-        assert_eq!(result, CommitResult::Committed { version: Version::new(version + 1) });
+        assert_eq!(
+            result,
+            CommitResult::Committed {
+                version: Version::new(version + 1)
+            }
+        );
     }
     // A losing commit leaves no events behind.
     let lost = store
@@ -233,16 +296,30 @@ async fn outbox_events_commit_with_the_state_in_order(store: Arc<dyn Store>) {
         })
         .await
         .expect("commit");
-    assert_eq!(lost, CommitResult::Conflict { current: Version::new(3) });
-    store.append_events(vec![event("wf", 3, "ReducerGaveUp")]).await.expect("append");
+    assert_eq!(
+        lost,
+        CommitResult::Conflict {
+            current: Version::new(3)
+        }
+    );
+    store
+        .append_events(vec![event("wf", 3, "ReducerGaveUp")])
+        .await
+        .expect("append");
     let pending = store.pending_events(100).await.expect("outbox");
-    let seen: Vec<(u64, &str)> = pending.iter().map(|p| (p.event.version.get(), p.event.event_type.as_str())).collect();
+    let seen: Vec<(u64, &str)> = pending
+        .iter()
+        .map(|p| (p.event.version.get(), p.event.event_type.as_str()))
+        .collect();
     assert_eq!(
         seen,
         vec![
-            (1, "StateCommitted"), (1, "IntentEmitted"),
-            (2, "StateCommitted"), (2, "IntentEmitted"),
-            (3, "StateCommitted"), (3, "IntentEmitted"),
+            (1, "StateCommitted"),
+            (1, "IntentEmitted"),
+            (2, "StateCommitted"),
+            (2, "IntentEmitted"),
+            (3, "StateCommitted"),
+            (3, "IntentEmitted"),
             (3, "ReducerGaveUp"),
         ]
     );
@@ -257,21 +334,50 @@ async fn version_only_commit_checks_without_writing(store: Arc<dyn Store>) {
     rejected.status = ActionStatus::Rejected;
     rejected.rejection_reason = Some("no".to_owned());
     let ok = store
-        .commit(CommitRequest { key: key("wf"), expected: Version::new(1), write: None, records: vec![rejected.clone()], events: Vec::new() })
+        .commit(CommitRequest {
+            key: key("wf"),
+            expected: Version::new(1),
+            write: None,
+            records: vec![rejected.clone()],
+            events: Vec::new(),
+        })
         .await
         .expect("commit");
-    assert_eq!(ok, CommitResult::Committed { version: Version::new(1) });
-    let found = store.find_processed(&key("wf"), rejected.action_id).await.expect("find").expect("recorded");
+    assert_eq!(
+        ok,
+        CommitResult::Committed {
+            version: Version::new(1)
+        }
+    );
+    let found = store
+        .find_processed(&key("wf"), rejected.action_id)
+        .await
+        .expect("find")
+        .expect("recorded");
     assert_eq!(found.status, ActionStatus::Rejected);
     assert_eq!(found.rejection_reason.as_deref(), Some("no"));
     let mut stale = record(new_id(), 0, HOURS_6);
     stale.status = ActionStatus::Rejected;
     let conflict = store
-        .commit(CommitRequest { key: key("wf"), expected: Version::NONE, write: None, records: vec![stale.clone()], events: Vec::new() })
+        .commit(CommitRequest {
+            key: key("wf"),
+            expected: Version::NONE,
+            write: None,
+            records: vec![stale.clone()],
+            events: Vec::new(),
+        })
         .await
         .expect("commit");
-    assert_eq!(conflict, CommitResult::Conflict { current: Version::new(1) });
-    assert_eq!(store.find_processed(&key("wf"), stale.action_id).await.expect("find"), None);
+    assert_eq!(
+        conflict,
+        CommitResult::Conflict {
+            current: Version::new(1)
+        }
+    );
+    assert_eq!(
+        store.find_processed(&key("wf"), stale.action_id).await.expect("find"),
+        None
+    );
 }
 
 async fn concurrent_compare_and_set_has_no_gaps(store: Arc<dyn Store>) {
@@ -282,7 +388,11 @@ async fn concurrent_compare_and_set_has_no_gaps(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let id = new_id();
             loop {
-                let current = store.get_state(&key("hot")).await.expect("read").map_or(0, |s| s.version.get());
+                let current = store
+                    .get_state(&key("hot"))
+                    .await
+                    .expect("read")
+                    .map_or(0, |s| s.version.get());
                 let request = CommitRequest {
                     key: key("hot"),
                     expected: Version::new(current),

@@ -94,7 +94,11 @@ impl Reducer for FsmReducer {
         let target = if creating && event == self.initial {
             self.initial.clone()
         } else {
-            let Some(transition) = self.transitions.iter().find(|t| t.from == current && t.event() == event) else {
+            let Some(transition) = self
+                .transitions
+                .iter()
+                .find(|t| t.from == current && t.event() == event)
+            else {
                 return Err(Rejection::new(format!(
                     "no transition from {current} on {event}; allowed: {}",
                     self.allowed_from(current)
@@ -107,7 +111,11 @@ impl Reducer for FsmReducer {
         json_patch::merge(&mut document, &Value::Object(action.payload.clone()));
         let mut next = into_object(document, "an fsm payload")?;
         next.insert(STATUS_FIELD.to_owned(), Value::String(target.clone()));
-        let from = if creating { Value::Null } else { Value::String(current.to_owned()) };
+        let from = if creating {
+            Value::Null
+        } else {
+            Value::String(current.to_owned())
+        };
         let intent = Intent {
             intent_type: "transition".to_owned(),
             payload: json!({"from": from, "to": target, "event": event})
@@ -149,12 +157,25 @@ mod tests {
     #[test]
     fn walks_the_default_machine() {
         let fsm = FsmReducer::default_machine();
-        let created = fsm.reduce(&JsonObject::new(), Version::NONE, &action("PENDING", json!({"order": 7}))).expect("create");
-        assert_eq!(Value::Object(created.state.clone()), json!({"order": 7, "status": "PENDING"}));
-        let started = fsm.reduce(&created.state, Version::new(1), &action("PROCESSING", json!({}))).expect("start");
+        let created = fsm
+            .reduce(
+                &JsonObject::new(),
+                Version::NONE,
+                &action("PENDING", json!({"order": 7})),
+            )
+            .expect("create");
+        assert_eq!(
+            Value::Object(created.state.clone()),
+            json!({"order": 7, "status": "PENDING"})
+        );
+        let started = fsm
+            .reduce(&created.state, Version::new(1), &action("PROCESSING", json!({})))
+            .expect("start");
         assert_eq!(started.state["status"], "PROCESSING");
         assert_eq!(started.intents[0].payload["from"], "PENDING");
-        let done = fsm.reduce(&started.state, Version::new(2), &action("COMPLETED", json!({}))).expect("finish");
+        let done = fsm
+            .reduce(&started.state, Version::new(2), &action("COMPLETED", json!({})))
+            .expect("finish");
         assert_eq!(done.state["status"], "COMPLETED");
     }
 
@@ -162,19 +183,47 @@ mod tests {
     fn refuses_invalid_transitions_and_status_in_payload() {
         let fsm = FsmReducer::default_machine();
         let done = object(json!({"status": "COMPLETED"}));
-        let err = fsm.reduce(&done, Version::new(3), &action("PROCESSING", json!({}))).expect_err("final state");
+        let err = fsm
+            .reduce(&done, Version::new(3), &action("PROCESSING", json!({})))
+            .expect_err("final state");
         assert!(err.reason.contains("COMPLETED is final"), "{}", err.reason);
         let pending = object(json!({"status": "PENDING"}));
-        assert!(fsm.reduce(&pending, Version::new(1), &action("COMPLETED", json!({}))).is_err());
-        assert!(fsm.reduce(&pending, Version::new(1), &action("PROCESSING", json!({"status": "X"}))).is_err());
+        assert!(
+            fsm.reduce(&pending, Version::new(1), &action("COMPLETED", json!({})))
+                .is_err()
+        );
+        assert!(
+            fsm.reduce(&pending, Version::new(1), &action("PROCESSING", json!({"status": "X"})))
+                .is_err()
+        );
     }
 
     #[test]
     fn named_events_trigger_transitions() {
-        let fsm = FsmReducer::new("open", vec![Transition { from: "open".into(), to: "closed".into(), on: Some("close".into()) }]);
-        let next = fsm.reduce(&object(json!({"status": "open"})), Version::new(1), &action("close", json!({}))).expect("close");
+        let fsm = FsmReducer::new(
+            "open",
+            vec![Transition {
+                from: "open".into(),
+                to: "closed".into(),
+                on: Some("close".into()),
+            }],
+        );
+        let next = fsm
+            .reduce(
+                &object(json!({"status": "open"})),
+                Version::new(1),
+                &action("close", json!({})),
+            )
+            .expect("close");
         assert_eq!(next.state["status"], "closed");
-        assert!(fsm.reduce(&object(json!({"status": "open"})), Version::new(1), &action("closed", json!({}))).is_err());
+        assert!(
+            fsm.reduce(
+                &object(json!({"status": "open"})),
+                Version::new(1),
+                &action("closed", json!({}))
+            )
+            .is_err()
+        );
     }
 
     proptest! {

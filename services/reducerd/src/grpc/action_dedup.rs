@@ -1,0 +1,123 @@
+//! `ActionDedupService`: processed action ids and their cleanup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use purereducer_api::v1::action_dedup_service_server::ActionDedupService;
+use purereducer_api::v1::{
+    self as api, CleanupExpiredRequest, CleanupExpiredResponse, ProcessedAction, RecordProcessedRequest,
+    RecordProcessedResponse, ShouldProcessRequest, ShouldProcessResponse,
+};
+use purereducer_core::{ActionId, ActionStatus, FieldError, Version, WorkflowKey};
+use purereducer_storage::{NewRecord, ProcessedRecord, RecordResult, Store};
+use tonic::{Request, Response, Status};
+
+use crate::convert::FieldErrors;
+use crate::error::ApiError;
+use crate::grpc::timestamp_ms;
+
+/// Serves `ActionDedupService`.
+#[derive(Debug, Clone)]
+pub struct ActionDedup {
+    store: Arc<dyn Store>,
+    default_ttl: Duration,
+}
+
+impl ActionDedup {
+    /// A service over `store`; records live `default_ttl` unless a request says otherwise.
+    pub fn new(store: Arc<dyn Store>, default_ttl: Duration) -> Self {
+        Self { store, default_ttl }
+    }
+}
+
+fn parse_ids(workflow_key: &str, action_id: &str) -> Result<(WorkflowKey, ActionId), ApiError> {
+    let mut errors = FieldErrors::default();
+    let key = errors.take(WorkflowKey::parse(workflow_key));
+    let id = errors.take(ActionId::parse(action_id, "action_id"));
+    errors.finish()?;
+    match (key, id) {
+        (Some(key), Some(id)) => Ok((key, id)),
+        _ => Err(ApiError::Internal("validated fields missing".to_owned())),
+    }
+}
+
+fn to_proto(key: &WorkflowKey, record: ProcessedRecord) -> ProcessedAction {
+    let status = match record.status {
+        ActionStatus::Committed => api::ActionStatus::Committed,
+        ActionStatus::Duplicate => api::ActionStatus::Duplicate,
+        ActionStatus::Rejected => api::ActionStatus::Rejected,
+        ActionStatus::GaveUp => api::ActionStatus::GaveUp,
+    };
+    ProcessedAction {
+        workflow_key: key.to_string(),
+        action_id: record.action_id.to_string(),
+        result_hash: record.result_hash,
+        version: record.version.get(),
+        status: status.into(),
+        expires_at: Some(timestamp_ms(record.expires_at_ms)),
+    }
+}
+
+#[tonic::async_trait]
+impl ActionDedupService for ActionDedup {
+    async fn should_process(
+        &self,
+        request: Request<ShouldProcessRequest>,
+    ) -> Result<Response<ShouldProcessResponse>, Status> {
+        let request = request.into_inner();
+        let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
+        let found = self.store.find_processed(&key, id).await.map_err(ApiError::from)?;
+        Ok(Response::new(ShouldProcessResponse {
+            should_process: found.is_none(),
+            previous: found.map(|record| to_proto(&key, record)),
+        }))
+    }
+
+    async fn record_processed(
+        &self,
+        request: Request<RecordProcessedRequest>,
+    ) -> Result<Response<RecordProcessedResponse>, Status> {
+        let request = request.into_inner();
+        let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
+        if request.result_hash.is_empty() || request.result_hash.len() > 128 {
+            return Err(ApiError::from(FieldError::new("result_hash", "is required, at most 128 characters")).into());
+        }
+        let ttl = match request.ttl_seconds {
+            0 => self.default_ttl,
+            seconds => Duration::from_secs(u64::from(seconds)),
+        };
+        let record = NewRecord {
+            action_id: id,
+            // Recorded from outside HandleAction: no request fingerprint to compare.
+            request_hash: String::new(),
+            result_hash: request.result_hash,
+            version: Version::new(request.version),
+            status: ActionStatus::Committed,
+            intents: Vec::new(),
+            rejection_reason: None,
+            ttl,
+        };
+        let (recorded, record) = match self
+            .store
+            .record_processed(&key, record)
+            .await
+            .map_err(ApiError::from)?
+        {
+            RecordResult::Recorded(record) => (true, record),
+            RecordResult::Exists(record) => (false, record),
+        };
+        Ok(Response::new(RecordProcessedResponse {
+            recorded,
+            record: Some(to_proto(&key, record)),
+        }))
+    }
+
+    async fn cleanup_expired(
+        &self,
+        _request: Request<CleanupExpiredRequest>,
+    ) -> Result<Response<CleanupExpiredResponse>, Status> {
+        let deleted = self.store.cleanup_expired().await.map_err(ApiError::from)?;
+        tracing::info!(deleted, "expired dedup records removed on request");
+        Ok(Response::new(CleanupExpiredResponse { deleted }))
+    }
+}

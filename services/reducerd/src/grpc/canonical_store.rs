@@ -1,0 +1,177 @@
+//! `CanonicalStoreService`: versioned reads and compare-and-set commits.
+
+use std::sync::Arc;
+
+use purereducer_api::v1::canonical_store_service_server::CanonicalStoreService;
+use purereducer_api::v1::{
+    GetStateRequest, GetStateResponse, TryCommitRequest, TryCommitResponse, try_commit_response,
+};
+use purereducer_core::outcome::result_hash;
+use purereducer_core::{ActionStatus, FieldError, Namespace, TypeName, Version, WorkflowKey};
+use purereducer_storage::{CommitRequest, CommitResult, StateWrite};
+use tonic::{Request, Response, Status};
+
+use crate::convert::{FieldErrors, json_field, json_to_struct};
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::events::{CommitContext, commit_events};
+use crate::grpc::timestamp_ms;
+
+/// Serves `CanonicalStoreService`.
+#[derive(Debug, Clone)]
+pub struct CanonicalStore {
+    engine: Arc<Engine>,
+    max_payload_bytes: usize,
+}
+
+impl CanonicalStore {
+    /// A service over the engine's store.
+    pub fn new(engine: Arc<Engine>, max_payload_bytes: usize) -> Self {
+        Self {
+            engine,
+            max_payload_bytes,
+        }
+    }
+
+    async fn try_commit_inner(&self, request: TryCommitRequest) -> Result<TryCommitResponse, ApiError> {
+        let mut errors = FieldErrors::default();
+        let key = errors.take(WorkflowKey::parse(&request.workflow_key));
+        let state = errors.take(json_field(
+            request.state.as_ref(),
+            "state",
+            self.max_payload_bytes,
+            true,
+        ));
+        let namespace = errors.take(Namespace::parse_or_default(&request.namespace));
+        let workflow_type = if request.workflow_type.is_empty() {
+            None
+        } else {
+            errors
+                .take(TypeName::parse(&request.workflow_type, "workflow_type").map(Some))
+                .flatten()
+        };
+        let provenance = request.provenance.unwrap_or_default();
+        if provenance.actor.len() > 256 || provenance.reason.len() > 1024 || provenance.correlation_id.len() > 128 {
+            errors.0.push(FieldError::new(
+                "provenance",
+                "actor ≤ 256, reason ≤ 1024 and correlation_id ≤ 128 bytes",
+            ));
+        }
+        errors.finish()?;
+        let (Some(key), Some(state), Some(namespace)) = (key, state, namespace) else {
+            return Err(ApiError::Internal("validated fields missing".to_owned()));
+        };
+        if let Some(name) = &workflow_type
+            && self.engine.types().get(name.as_str()).is_none()
+        {
+            return Err(FieldError::new("workflow_type", format!("'{name}' is not a declared workflow type")).into());
+        }
+
+        let expected = Version::new(request.expected_version);
+        let stored = self.engine.store().get_state(&key).await?;
+        let (workflow_type, namespace) = match &stored {
+            Some(stored) => {
+                if let Some(given) = &workflow_type
+                    && given.as_str() != stored.workflow_type
+                {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "workflow {key} has type {}, not {given}",
+                        stored.workflow_type
+                    )));
+                }
+                if !request.namespace.is_empty() && namespace.as_str() != stored.namespace {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "workflow {key} belongs to namespace {}, not {namespace}",
+                        stored.namespace
+                    )));
+                }
+                let stored_type = TypeName::parse(&stored.workflow_type, "workflow_type")?;
+                let stored_namespace = Namespace::parse_or_default(&stored.namespace)?;
+                (stored_type, stored_namespace)
+            }
+            None => (
+                workflow_type.unwrap_or(TypeName::parse("default", "workflow_type")?),
+                namespace,
+            ),
+        };
+        // A read that already shows another version answers without a write.
+        let current = stored.as_ref().map_or(Version::NONE, |s| s.version);
+        if current != expected {
+            return Ok(conflict(current));
+        }
+
+        let version = expected.next();
+        let correlation_id = crate::convert::correlation_id(&provenance.correlation_id, "provenance.correlation_id")?;
+        let hash = result_hash(ActionStatus::Committed, version, Some(&state), &[], None);
+        let context = CommitContext {
+            workflow_key: key.as_str(),
+            namespace: namespace.as_str(),
+            workflow_type: workflow_type.as_str(),
+            action_id: provenance.action_id.clone(),
+            action_type: "TryCommit",
+            correlation_id: &correlation_id,
+        };
+        let events = commit_events(&context, version, &state, &[], &hash);
+        let write = StateWrite {
+            state,
+            version,
+            workflow_type: workflow_type.clone(),
+            namespace: namespace.clone(),
+            provenance: serde_json::json!({
+                "action_id": provenance.action_id,
+                "correlation_id": correlation_id,
+                "actor": provenance.actor,
+                "reason": provenance.reason,
+            }),
+        };
+        let commit = CommitRequest {
+            key,
+            expected,
+            write: Some(write),
+            records: Vec::new(),
+            events,
+        };
+        match self.engine.store().commit(commit).await? {
+            CommitResult::Committed { version } => Ok(TryCommitResponse {
+                outcome: Some(try_commit_response::Outcome::Committed(
+                    try_commit_response::Committed { version: version.get() },
+                )),
+            }),
+            CommitResult::Conflict { current } => Ok(conflict(current)),
+            CommitResult::AlreadyProcessed(_) => Err(ApiError::Internal("TryCommit wrote a dedup record".to_owned())),
+        }
+    }
+}
+
+fn conflict(current: Version) -> TryCommitResponse {
+    TryCommitResponse {
+        outcome: Some(try_commit_response::Outcome::Conflict(try_commit_response::Conflict {
+            current_version: current.get(),
+        })),
+    }
+}
+
+#[tonic::async_trait]
+impl CanonicalStoreService for CanonicalStore {
+    async fn get_state(&self, request: Request<GetStateRequest>) -> Result<Response<GetStateResponse>, Status> {
+        let key = WorkflowKey::parse(&request.get_ref().workflow_key).map_err(ApiError::from)?;
+        let Some(stored) = self.engine.store().get_state(&key).await.map_err(ApiError::from)? else {
+            return Err(ApiError::NotFound(format!(
+                "workflow {key} does not exist; its first action, or TryCommit with expected_version 0, creates it"
+            ))
+            .into());
+        };
+        Ok(Response::new(GetStateResponse {
+            workflow_key: key.to_string(),
+            version: stored.version.get(),
+            state: Some(json_to_struct(&stored.state)),
+            workflow_type: stored.workflow_type,
+            namespace: stored.namespace,
+            updated_at: Some(timestamp_ms(stored.updated_at_ms)),
+        }))
+    }
+
+    async fn try_commit(&self, request: Request<TryCommitRequest>) -> Result<Response<TryCommitResponse>, Status> {
+        Ok(Response::new(self.try_commit_inner(request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,44 @@
+//! `ReducerService`: the exactly-once entry point for actions.
+
+use std::sync::Arc;
+
+use purereducer_api::v1::reducer_service_server::ReducerService;
+use purereducer_api::v1::{HandleActionRequest, HandleActionResponse};
+use tonic::{Request, Response, Status};
+
+use crate::convert::parse_action;
+use crate::engine::{Engine, outcome_to_proto, unknown_type};
+use crate::error::ApiError;
+
+/// Serves `ReducerService`.
+#[derive(Debug, Clone)]
+pub struct Reducer {
+    engine: Arc<Engine>,
+    max_payload_bytes: usize,
+}
+
+impl Reducer {
+    /// A service over the engine.
+    pub fn new(engine: Arc<Engine>, max_payload_bytes: usize) -> Self {
+        Self {
+            engine,
+            max_payload_bytes,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl ReducerService for Reducer {
+    async fn handle_action(
+        &self,
+        request: Request<HandleActionRequest>,
+    ) -> Result<Response<HandleActionResponse>, Status> {
+        let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
+            .map_err(ApiError::from)?;
+        if self.engine.types().get(action.workflow_type.as_str()).is_none() {
+            return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
+        }
+        let outcome = self.engine.handle(&action).await?;
+        Ok(Response::new(outcome_to_proto(&action, outcome)))
+    }
+}

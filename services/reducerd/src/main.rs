@@ -1,0 +1,168 @@
+//! The `reducerd` command line: `reducerd` (serve, the default), `reducerd migrate` and
+//! `reducerd check-config`. Flags override environment variables, which override the
+//! config file, which overrides the built-in defaults.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use reducerd::App;
+use reducerd::config::Config;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "reducerd", version, about = "Pure Reducer server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the configured roles (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration and exit.
+    CheckConfig,
+}
+
+#[derive(Debug, Args)]
+struct Overrides {
+    /// TOML config file.
+    #[arg(long, env = "PURE_REDUCER_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// gRPC listen address (server.listen).
+    #[arg(long, env = "PURE_REDUCER_LISTEN", global = true)]
+    listen: Option<String>,
+    /// Prometheus listen address (server.metrics_listen).
+    #[arg(long, env = "PURE_REDUCER_METRICS_LISTEN", global = true)]
+    metrics_listen: Option<String>,
+    /// Comma-separated roles (server.roles).
+    #[arg(long, env = "PURE_REDUCER_ROLES", value_delimiter = ',', global = true)]
+    roles: Option<Vec<String>>,
+    /// Database URL (storage.database_url).
+    #[arg(long, env = "PURE_REDUCER_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Kafka bootstrap servers (kafka.brokers).
+    #[arg(long, env = "PURE_REDUCER_KAFKA_BROKERS", global = true)]
+    kafka_brokers: Option<String>,
+    /// Log format, text or json (telemetry.log_format).
+    #[arg(long, env = "PURE_REDUCER_LOG_FORMAT", global = true)]
+    log_format: Option<String>,
+    /// OTLP endpoint (telemetry.otlp_endpoint).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    otlp_endpoint: Option<String>,
+    /// Minimum pool size (storage.min_pool_size).
+    #[arg(long, env = "POSTGRES_POOL_SIZE", global = true)]
+    min_pool_size: Option<u32>,
+    /// Maximum pool size (storage.max_pool_size).
+    #[arg(long, env = "POSTGRES_POOL_MAX", global = true)]
+    max_pool_size: Option<u32>,
+}
+
+impl Overrides {
+    fn load(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        let server = &mut config.server;
+        if let Some(listen) = self.listen {
+            server.listen = listen;
+        }
+        if let Some(metrics_listen) = self.metrics_listen {
+            server.metrics_listen = metrics_listen;
+        }
+        if let Some(roles) = self.roles {
+            server.roles = roles
+                .into_iter()
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect();
+        }
+        if let Some(url) = self.database_url {
+            config.storage.database_url = url;
+        }
+        if let Some(size) = self.min_pool_size {
+            config.storage.min_pool_size = size;
+        }
+        if let Some(size) = self.max_pool_size {
+            config.storage.max_pool_size = size;
+        }
+        if let Some(brokers) = self.kafka_brokers {
+            config.kafka.brokers = brokers;
+        }
+        if let Some(format) = self.log_format {
+            config.telemetry.log_format = format;
+        }
+        if let Some(endpoint) = self.otlp_endpoint {
+            config.telemetry.otlp_endpoint = endpoint;
+        }
+        Ok(config)
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested; draining in-flight requests");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.overrides.load()?;
+    init_logging(&config.telemetry.log_format);
+    let validated = config.validate()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("configuration is valid; roles: {}", validated.roles.join(","));
+            Ok(())
+        }
+        Command::Migrate => {
+            let mut config = config;
+            config.storage.migrate_on_start = true;
+            let app = App::build(config).await?;
+            tracing::info!(backend = app.store().backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Serve => {
+            let listener = TcpListener::bind(validated.listen)
+                .await
+                .with_context(|| format!("binding server.listen {}", validated.listen))?;
+            let app = App::build(config).await?;
+            reducerd::serve(listener, app, shutdown_signal()).await
+        }
+    }
+}

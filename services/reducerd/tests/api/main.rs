@@ -1,0 +1,9 @@
+//! End-to-end tests of reducerd through its gRPC API, on real PostgreSQL and SQLite.
+
+mod bad_input;
+mod canonical_store;
+mod concurrency;
+mod dedup;
+mod grpcurl;
+mod handle_action;
+mod support;
