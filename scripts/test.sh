@@ -51,8 +51,9 @@ while read -r p f; do
 done < <(
   sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log"
   grep -E '^[0-9]+ passed, [0-9]+ failed' "$logs/observability.log" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
-  grep -E '[0-9]+ passed' "$logs/deploy.log" | tail -1 |
-    sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/; t; d' | awk '{print $1, 0}'
+  summary=$(grep -E '[0-9]+ (passed|failed)' "$logs/deploy.log" | tail -1)
+  echo "$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)" \
+    "$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)"
 )
 echo
 echo "total: $passed passed, $failed failed"
