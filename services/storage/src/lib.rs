@@ -24,8 +24,9 @@ use purereducer_core::{ActionId, WorkflowKey};
 
 pub use crate::error::StorageError;
 pub use crate::model::{
-    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, RecordResult, Snapshot,
-    StateWrite, StoredState,
+    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord,
+    ProjectionRow, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StoredProjection, StoredState,
+    StoredWatermark, channels,
 };
 
 /// Result of a storage call.
@@ -61,6 +62,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Unpublished outbox events, oldest first.
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>>;
+
+    /// Marks outbox events as published.
+    async fn mark_published(&self, ids: &[i64]) -> StorageResult<()>;
+
+    /// Applies projection updates in order, in one transaction with their watermarks.
+    /// Watermarks only move forward; events at or below the projection's version are
+    /// skipped and counted.
+    async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats>;
+
+    /// Reads a projection row.
+    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>>;
+
+    /// Every watermark, most recently moved first.
+    async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>>;
+
+    /// Records the outcome of a queued action (the first record for a correlation id wins).
+    async fn record_completion(&self, completion: &Completion) -> StorageResult<()>;
+
+    /// The outcome of a queued action, if it has completed.
+    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>>;
 }
 
 /// Opens the store a database URL names: `postgres://` or `postgresql://` for PostgreSQL,

@@ -168,3 +168,96 @@ pub(crate) fn parse_outcome(outcome: &serde_json::Value) -> (Vec<Intent>, Option
         .map(str::to_owned);
     (intents, reason)
 }
+
+/// One event for the projection, at its position in the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionUpdate {
+    /// Log topic (a Kafka topic, or `outbox` in process).
+    pub topic: String,
+    /// Log partition.
+    pub partition: i32,
+    /// The event's offset in that partition.
+    pub offset: i64,
+    /// The projection to write, or `None` for an event that only moves the watermark
+    /// (one sent to the dead-letter topic).
+    pub row: Option<ProjectionRow>,
+}
+
+/// A projection row as the materializer writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionRow {
+    /// Workflow key.
+    pub workflow_key: String,
+    /// Version the row reflects.
+    pub version: Version,
+    /// Coarse status tag.
+    pub tag: Option<String>,
+    /// Action type of the commit.
+    pub last_action: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Lookup values.
+    pub indices: serde_json::Value,
+    /// The rest of the state.
+    pub extras: serde_json::Value,
+}
+
+/// What applying a batch of projection updates did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ApplyStats {
+    /// Rows written.
+    pub applied: Vec<(String, Version)>,
+    /// Events skipped because the projection already had them (redelivered or re-sent).
+    pub duplicates: u64,
+    /// Events older than the projection that arrived after it (out of order).
+    pub regressions: u64,
+}
+
+/// A stored projection row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProjection {
+    /// The row.
+    pub row: ProjectionRow,
+    /// Last write, unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// How far a log partition has been applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWatermark {
+    /// Log topic.
+    pub topic: String,
+    /// Log partition.
+    pub partition: i32,
+    /// The next offset to apply.
+    pub offset: i64,
+    /// Last move, unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// The outcome of an action queued through the event bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// Correlation id the publisher received.
+    pub correlation_id: String,
+    /// The action.
+    pub action_id: ActionId,
+    /// The workflow.
+    pub workflow_key: String,
+    /// How it ended.
+    pub status: ActionStatus,
+    /// Version after it (or seen).
+    pub version: Version,
+    /// Outcome hash.
+    pub result_hash: String,
+    /// Why it was refused.
+    pub rejection_reason: Option<String>,
+}
+
+/// PostgreSQL notification channels, so waiters in any replica learn of progress.
+pub mod channels {
+    /// Payload `version:workflow_key`, sent when a projection row is written.
+    pub const PROJECTION: &str = "purereducer_projection";
+    /// Payload: the correlation id, sent when an action completion is recorded.
+    pub const COMPLETION: &str = "purereducer_completion";
+}

@@ -1,59 +1,54 @@
-//! The SQLite store: the embedded default, one local file and no server.
+//! The PostgreSQL store: the production backend.
 
-use std::str::FromStr;
-use std::time::Duration;
+mod pipeline;
 
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
 use sqlx::AssertSqlSafe;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Row, SqlitePool};
+use sqlx::{PgPool, Row};
 
 use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
-    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, RecordResult,
-    Snapshot, StateWrite, StorageResult, Store, StoredState,
+    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
+    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StorageResult, Store, StoredProjection,
+    StoredState, StoredWatermark,
 };
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// The database clock in unix milliseconds.
-const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
-
-const RECORD_COLUMNS: &str =
-    "action_id, request_hash, result_hash, version, status, outcome, expires_at AS expires_at_ms";
-
-/// A [`Store`] on a SQLite file.
+/// A [`Store`] on PostgreSQL.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct PgStore {
+    pool: PgPool,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file `url` names.
+const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, status, outcome, \
+     (extract(epoch FROM expires_at) * 1000)::bigint AS expires_at_ms";
+
+impl PgStore {
+    /// Connects a pool to `url`.
     pub async fn connect(url: &str, pool: PoolOptions) -> StorageResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        // SQLite has one writer at a time; a few connections cover concurrent reads.
-        let max = pool.max_connections.clamp(1, 8);
-        let pool = SqlitePoolOptions::new()
-            .min_connections(pool.min_connections.min(max))
-            .max_connections(max)
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?;
+        let pool = PgPoolOptions::new()
+            .min_connections(pool.min_connections)
+            .max_connections(pool.max_connections)
             .acquire_timeout(pool.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.application_name("reducerd"))
             .await?;
         Ok(Self { pool })
     }
 
-    /// Applies the migrations in `migrations/sqlite` that have not run yet.
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Applies the migrations in `migrations/postgres` that have not run yet.
     pub async fn migrate(&self) -> StorageResult<()> {
         MIGRATOR
             .run(&self.pool)
@@ -62,12 +57,12 @@ impl SqliteStore {
     }
 
     /// The underlying pool.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
     async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1")
             .bind(key.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -76,26 +71,47 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for PgStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        "postgres"
     }
 
     async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
         let row = sqlx::query(
-            "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
-             FROM workflow_state WHERE workflow_key = ?1",
+            "SELECT version, state, workflow_type, namespace, \
+             (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
+             FROM workflow_state WHERE workflow_key = $1",
         )
         .bind(key.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| state_from_row(&row)).transpose()
+        row.map(|row| state_from_row(&row, "")).transpose()
     }
 
     async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
-        // One connection for both reads; SQLite round trips are in-process and cheap.
-        let state = self.get_state(key).await?;
-        let processed = self.find_processed(key, action_id).await?;
+        let row = sqlx::query(
+            "SELECT s.version AS s_version, s.state AS s_state, s.workflow_type AS s_workflow_type, \
+                    s.namespace AS s_namespace, \
+                    (extract(epoch FROM s.updated_at) * 1000)::bigint AS s_updated_at_ms, \
+                    d.action_id, d.request_hash, d.result_hash, d.version, d.status, d.outcome, \
+                    (extract(epoch FROM d.expires_at) * 1000)::bigint AS expires_at_ms \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN workflow_state s ON s.workflow_key = $1 \
+             LEFT JOIN action_dedup_log d \
+                    ON d.workflow_key = $1 AND d.action_id = $2 AND d.expires_at > now()",
+        )
+        .bind(key.as_str())
+        .bind(action_id.as_uuid())
+        .fetch_one(&self.pool)
+        .await?;
+        let state = match row.try_get::<Option<i64>, _>("s_version")? {
+            Some(_) => Some(state_from_row(&row, "s_")?),
+            None => None,
+        };
+        let processed = match row.try_get::<Option<uuid::Uuid>, _>("action_id")? {
+            Some(_) => Some(record_from_row(&row)?),
+            None => None,
+        };
         Ok(Snapshot { state, processed })
     }
 
@@ -113,8 +129,11 @@ impl Store for SqliteStore {
         for record in &request.records {
             if insert_record(&mut tx, &request.key, record).await?.is_none() {
                 tx.rollback().await?;
-                return match self.find_processed(&request.key, record.action_id).await? {
+                let existing = self.find_processed(&request.key, record.action_id).await?;
+                return match existing {
                     Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
+                    // The other record expired between the two reads: report a conflict so
+                    // the caller re-reads and tries again.
                     None => Ok(CommitResult::Conflict {
                         current: self.current_version(&request.key).await?,
                     }),
@@ -130,10 +149,10 @@ impl Store for SqliteStore {
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-             WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
+             WHERE workflow_key = $1 AND action_id = $2 AND expires_at > now()"
         )))
         .bind(key.as_str())
-        .bind(action_id.to_string())
+        .bind(action_id.as_uuid())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| record_from_row(&row)).transpose()
@@ -154,11 +173,9 @@ impl Store for SqliteStore {
     }
 
     async fn cleanup_expired(&self) -> StorageResult<u64> {
-        let done = sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}"
-        )))
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query("DELETE FROM action_dedup_log WHERE expires_at <= now()")
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -172,7 +189,7 @@ impl Store for SqliteStore {
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
         let rows = sqlx::query(
             "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT ?1",
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -192,10 +209,35 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
+        pipeline::mark_published(&self.pool, ids).await
+    }
+
+    async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+        pipeline::apply_projections(&self.pool, updates).await
+    }
+
+    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+        pipeline::get_projection(&self.pool, key).await
+    }
+
+    async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>> {
+        pipeline::list_watermarks(&self.pool).await
+    }
+
+    async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
+        pipeline::record_completion(&self.pool, completion).await
+    }
+
+    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
+        pipeline::find_completion(&self.pool, correlation_id).await
+    }
 }
 
+/// Writes the new state if the stored version is `expected`; false on a version mismatch.
 async fn write_state(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     key: &WorkflowKey,
     expected: Version,
     write: &StateWrite,
@@ -204,11 +246,10 @@ async fn write_state(
     let provenance = Json(&write.provenance);
     let version = version_param(write.version)?;
     if expected == Version::NONE {
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO workflow_state \
-                (workflow_key, version, state, workflow_type, namespace, provenance, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (workflow_key) DO NOTHING"
-        )))
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workflow_key) DO NOTHING",
+        )
         .bind(key.as_str())
         .bind(version)
         .bind(state)
@@ -219,10 +260,10 @@ async fn write_state(
         .await?;
         return Ok(inserted.rows_affected() == 1);
     }
-    let updated = sqlx::query(AssertSqlSafe(format!(
-        "UPDATE workflow_state SET state = ?3, version = ?4, provenance = ?5, updated_at = {NOW_MS} \
-         WHERE workflow_key = ?1 AND version = ?2"
-    )))
+    let updated = sqlx::query(
+        "UPDATE workflow_state SET state = $3, version = $4, provenance = $5, updated_at = now() \
+         WHERE workflow_key = $1 AND version = $2",
+    )
     .bind(key.as_str())
     .bind(version_param(expected)?)
     .bind(state)
@@ -233,60 +274,58 @@ async fn write_state(
     Ok(updated.rows_affected() == 1)
 }
 
-async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
-    // Take the write lock first so the version cannot move before the transaction ends.
-    sqlx::query("UPDATE workflow_state SET version = version WHERE workflow_key = ?1")
-        .bind(key.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
-        .bind(key.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+/// Holds the workflow row steady for the transaction and checks its version.
+async fn check_version(conn: &mut PgConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1 FOR SHARE")
+            .bind(key.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(stored.unwrap_or(0) == version_param(expected)?)
 }
 
+/// Inserts a dedup record, replacing an expired one; `None` when an unexpired one exists.
 async fn insert_record(
-    conn: &mut SqliteConnection,
+    conn: &mut PgConnection,
     key: &WorkflowKey,
     record: &NewRecord,
 ) -> StorageResult<Option<ProcessedRecord>> {
     let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
-    let ttl_ms = i64::try_from(record.ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let result = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO action_dedup_log \
-            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
+            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
          ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
-            request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
-            version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
-            created_at = excluded.created_at, expires_at = excluded.expires_at \
-         WHERE action_dedup_log.expires_at <= {NOW_MS} \
+            request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash, \
+            version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
+            created_at = now(), expires_at = EXCLUDED.expires_at \
+         WHERE action_dedup_log.expires_at <= now() \
          RETURNING {RECORD_COLUMNS}"
     )))
     .bind(key.as_str())
-    .bind(record.action_id.to_string())
+    .bind(record.action_id.as_uuid())
     .bind(&record.request_hash)
     .bind(&record.result_hash)
     .bind(version_param(record.version)?)
     .bind(record.status.as_str())
     .bind(Json(outcome))
-    .bind(ttl_ms)
+    .bind(record.ttl.as_secs_f64())
     .fetch_optional(&mut *conn)
     .await;
     match result {
         Ok(row) => row.map(|row| record_from_row(&row)).transpose(),
+        // Two first inserts racing: the loser sees the winner's row as a duplicate.
         Err(err) if is_unique_violation(&err) => Ok(None),
         Err(err) => Err(classify(&err)),
     }
 }
 
-async fn insert_events(conn: &mut SqliteConnection, events: &[OutboxEvent]) -> StorageResult<()> {
+async fn insert_events(conn: &mut PgConnection, events: &[OutboxEvent]) -> StorageResult<()> {
     for event in events {
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS})"
-        )))
+        sqlx::query(
+            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
         .bind(&event.workflow_key)
         .bind(version_param(event.version)?)
         .bind(&event.event_type)
@@ -302,26 +341,24 @@ fn version_param(version: Version) -> StorageResult<i64> {
     i64::try_from(version.get()).map_err(|_| StorageError::Corrupt(format!("version {version} out of range")))
 }
 
-fn state_from_row(row: &SqliteRow) -> StorageResult<StoredState> {
-    let state: Json<JsonObject> = row.try_get("state")?;
+fn state_from_row(row: &PgRow, prefix: &str) -> StorageResult<StoredState> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let state: Json<JsonObject> = row.try_get(column("state").as_str())?;
     Ok(StoredState {
-        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        version: Version::new(row.try_get::<i64, _>(column("version").as_str())?.max(0) as u64),
         state: state.0,
-        workflow_type: row.try_get("workflow_type")?,
-        namespace: row.try_get("namespace")?,
-        updated_at_ms: row.try_get("updated_at_ms")?,
+        workflow_type: row.try_get(column("workflow_type").as_str())?,
+        namespace: row.try_get(column("namespace").as_str())?,
+        updated_at_ms: row.try_get(column("updated_at_ms").as_str())?,
     })
 }
 
-fn record_from_row(row: &SqliteRow) -> StorageResult<ProcessedRecord> {
+fn record_from_row(row: &PgRow) -> StorageResult<ProcessedRecord> {
     let status: String = row.try_get("status")?;
-    let raw_id: String = row.try_get("action_id")?;
-    let action_id = ActionId::parse(&raw_id, "action_id")
-        .map_err(|err| StorageError::Corrupt(format!("stored action id: {err}")))?;
     let outcome: Json<serde_json::Value> = row.try_get("outcome")?;
     let (intents, rejection_reason) = parse_outcome(&outcome.0);
     Ok(ProcessedRecord {
-        action_id,
+        action_id: ActionId::from_uuid(row.try_get("action_id")?),
         request_hash: row.try_get("request_hash")?,
         result_hash: row.try_get("result_hash")?,
         version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),

@@ -1,51 +1,62 @@
-//! The PostgreSQL store: the production backend.
+//! The SQLite store: the embedded default, one local file and no server.
+
+mod pipeline;
+
+use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::{Row, SqlitePool};
 
 use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
-    CommitRequest, CommitResult, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, RecordResult,
-    Snapshot, StateWrite, StorageResult, Store, StoredState,
+    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
+    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StorageResult, Store, StoredProjection,
+    StoredState, StoredWatermark,
 };
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-/// A [`Store`] on PostgreSQL.
+/// The database clock in unix milliseconds.
+pub(crate) const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+const RECORD_COLUMNS: &str =
+    "action_id, request_hash, result_hash, version, status, outcome, expires_at AS expires_at_ms";
+
+/// A [`Store`] on a SQLite file.
 #[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
+pub struct SqliteStore {
+    pool: SqlitePool,
 }
 
-const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, status, outcome, \
-     (extract(epoch FROM expires_at) * 1000)::bigint AS expires_at_ms";
-
-impl PgStore {
-    /// Connects a pool to `url`.
+impl SqliteStore {
+    /// Opens (creating if needed) the database file `url` names.
     pub async fn connect(url: &str, pool: PoolOptions) -> StorageResult<Self> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?;
-        let pool = PgPoolOptions::new()
-            .min_connections(pool.min_connections)
-            .max_connections(pool.max_connections)
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StorageError::Config(format!("storage.database_url: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        // SQLite has one writer at a time; a few connections cover concurrent reads.
+        let max = pool.max_connections.clamp(1, 8);
+        let pool = SqlitePoolOptions::new()
+            .min_connections(pool.min_connections.min(max))
+            .max_connections(max)
             .acquire_timeout(pool.acquire_timeout)
-            .connect_with(options.application_name("reducerd"))
+            .connect_with(options)
             .await?;
         Ok(Self { pool })
     }
 
-    /// Wraps an existing pool.
-    pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
-    }
-
-    /// Applies the migrations in `migrations/postgres` that have not run yet.
+    /// Applies the migrations in `migrations/sqlite` that have not run yet.
     pub async fn migrate(&self) -> StorageResult<()> {
         MIGRATOR
             .run(&self.pool)
@@ -54,12 +65,12 @@ impl PgStore {
     }
 
     /// The underlying pool.
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
     async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1")
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
             .bind(key.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -68,47 +79,26 @@ impl PgStore {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
-        "postgres"
+        "sqlite"
     }
 
     async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
         let row = sqlx::query(
-            "SELECT version, state, workflow_type, namespace, \
-             (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
-             FROM workflow_state WHERE workflow_key = $1",
+            "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
+             FROM workflow_state WHERE workflow_key = ?1",
         )
         .bind(key.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| state_from_row(&row, "")).transpose()
+        row.map(|row| state_from_row(&row)).transpose()
     }
 
     async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
-        let row = sqlx::query(
-            "SELECT s.version AS s_version, s.state AS s_state, s.workflow_type AS s_workflow_type, \
-                    s.namespace AS s_namespace, \
-                    (extract(epoch FROM s.updated_at) * 1000)::bigint AS s_updated_at_ms, \
-                    d.action_id, d.request_hash, d.result_hash, d.version, d.status, d.outcome, \
-                    (extract(epoch FROM d.expires_at) * 1000)::bigint AS expires_at_ms \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN workflow_state s ON s.workflow_key = $1 \
-             LEFT JOIN action_dedup_log d \
-                    ON d.workflow_key = $1 AND d.action_id = $2 AND d.expires_at > now()",
-        )
-        .bind(key.as_str())
-        .bind(action_id.as_uuid())
-        .fetch_one(&self.pool)
-        .await?;
-        let state = match row.try_get::<Option<i64>, _>("s_version")? {
-            Some(_) => Some(state_from_row(&row, "s_")?),
-            None => None,
-        };
-        let processed = match row.try_get::<Option<uuid::Uuid>, _>("action_id")? {
-            Some(_) => Some(record_from_row(&row)?),
-            None => None,
-        };
+        // One connection for both reads; SQLite round trips are in-process and cheap.
+        let state = self.get_state(key).await?;
+        let processed = self.find_processed(key, action_id).await?;
         Ok(Snapshot { state, processed })
     }
 
@@ -126,11 +116,8 @@ impl Store for PgStore {
         for record in &request.records {
             if insert_record(&mut tx, &request.key, record).await?.is_none() {
                 tx.rollback().await?;
-                let existing = self.find_processed(&request.key, record.action_id).await?;
-                return match existing {
+                return match self.find_processed(&request.key, record.action_id).await? {
                     Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
-                    // The other record expired between the two reads: report a conflict so
-                    // the caller re-reads and tries again.
                     None => Ok(CommitResult::Conflict {
                         current: self.current_version(&request.key).await?,
                     }),
@@ -146,10 +133,10 @@ impl Store for PgStore {
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-             WHERE workflow_key = $1 AND action_id = $2 AND expires_at > now()"
+             WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
         )))
         .bind(key.as_str())
-        .bind(action_id.as_uuid())
+        .bind(action_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| record_from_row(&row)).transpose()
@@ -170,9 +157,11 @@ impl Store for PgStore {
     }
 
     async fn cleanup_expired(&self) -> StorageResult<u64> {
-        let done = sqlx::query("DELETE FROM action_dedup_log WHERE expires_at <= now()")
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}"
+        )))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -186,7 +175,7 @@ impl Store for PgStore {
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
         let rows = sqlx::query(
             "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+             WHERE published_at IS NULL ORDER BY id LIMIT ?1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -206,11 +195,34 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
+        pipeline::mark_published(&self.pool, ids).await
+    }
+
+    async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+        pipeline::apply_projections(&self.pool, updates).await
+    }
+
+    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+        pipeline::get_projection(&self.pool, key).await
+    }
+
+    async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>> {
+        pipeline::list_watermarks(&self.pool).await
+    }
+
+    async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
+        pipeline::record_completion(&self.pool, completion).await
+    }
+
+    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
+        pipeline::find_completion(&self.pool, correlation_id).await
+    }
 }
 
-/// Writes the new state if the stored version is `expected`; false on a version mismatch.
 async fn write_state(
-    conn: &mut PgConnection,
+    conn: &mut SqliteConnection,
     key: &WorkflowKey,
     expected: Version,
     write: &StateWrite,
@@ -219,10 +231,11 @@ async fn write_state(
     let provenance = Json(&write.provenance);
     let version = version_param(write.version)?;
     if expected == Version::NONE {
-        let inserted = sqlx::query(
-            "INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workflow_key) DO NOTHING",
-        )
+        let inserted = sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO workflow_state \
+                (workflow_key, version, state, workflow_type, namespace, provenance, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (workflow_key) DO NOTHING"
+        )))
         .bind(key.as_str())
         .bind(version)
         .bind(state)
@@ -233,10 +246,10 @@ async fn write_state(
         .await?;
         return Ok(inserted.rows_affected() == 1);
     }
-    let updated = sqlx::query(
-        "UPDATE workflow_state SET state = $3, version = $4, provenance = $5, updated_at = now() \
-         WHERE workflow_key = $1 AND version = $2",
-    )
+    let updated = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE workflow_state SET state = ?3, version = ?4, provenance = ?5, updated_at = {NOW_MS} \
+         WHERE workflow_key = ?1 AND version = ?2"
+    )))
     .bind(key.as_str())
     .bind(version_param(expected)?)
     .bind(state)
@@ -247,58 +260,60 @@ async fn write_state(
     Ok(updated.rows_affected() == 1)
 }
 
-/// Holds the workflow row steady for the transaction and checks its version.
-async fn check_version(conn: &mut PgConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
-    let stored: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1 FOR SHARE")
-            .bind(key.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
+async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
+    // Take the write lock first so the version cannot move before the transaction ends.
+    sqlx::query("UPDATE workflow_state SET version = version WHERE workflow_key = ?1")
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(stored.unwrap_or(0) == version_param(expected)?)
 }
 
-/// Inserts a dedup record, replacing an expired one; `None` when an unexpired one exists.
 async fn insert_record(
-    conn: &mut PgConnection,
+    conn: &mut SqliteConnection,
     key: &WorkflowKey,
     record: &NewRecord,
 ) -> StorageResult<Option<ProcessedRecord>> {
     let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
+    let ttl_ms = i64::try_from(record.ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let result = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO action_dedup_log \
-            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
+            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
          ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
-            request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash, \
-            version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
-            created_at = now(), expires_at = EXCLUDED.expires_at \
-         WHERE action_dedup_log.expires_at <= now() \
+            request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
+            version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
+            created_at = excluded.created_at, expires_at = excluded.expires_at \
+         WHERE action_dedup_log.expires_at <= {NOW_MS} \
          RETURNING {RECORD_COLUMNS}"
     )))
     .bind(key.as_str())
-    .bind(record.action_id.as_uuid())
+    .bind(record.action_id.to_string())
     .bind(&record.request_hash)
     .bind(&record.result_hash)
     .bind(version_param(record.version)?)
     .bind(record.status.as_str())
     .bind(Json(outcome))
-    .bind(record.ttl.as_secs_f64())
+    .bind(ttl_ms)
     .fetch_optional(&mut *conn)
     .await;
     match result {
         Ok(row) => row.map(|row| record_from_row(&row)).transpose(),
-        // Two first inserts racing: the loser sees the winner's row as a duplicate.
         Err(err) if is_unique_violation(&err) => Ok(None),
         Err(err) => Err(classify(&err)),
     }
 }
 
-async fn insert_events(conn: &mut PgConnection, events: &[OutboxEvent]) -> StorageResult<()> {
+async fn insert_events(conn: &mut SqliteConnection, events: &[OutboxEvent]) -> StorageResult<()> {
     for event in events {
-        sqlx::query(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS})"
+        )))
         .bind(&event.workflow_key)
         .bind(version_param(event.version)?)
         .bind(&event.event_type)
@@ -314,24 +329,26 @@ fn version_param(version: Version) -> StorageResult<i64> {
     i64::try_from(version.get()).map_err(|_| StorageError::Corrupt(format!("version {version} out of range")))
 }
 
-fn state_from_row(row: &PgRow, prefix: &str) -> StorageResult<StoredState> {
-    let column = |name: &str| format!("{prefix}{name}");
-    let state: Json<JsonObject> = row.try_get(column("state").as_str())?;
+fn state_from_row(row: &SqliteRow) -> StorageResult<StoredState> {
+    let state: Json<JsonObject> = row.try_get("state")?;
     Ok(StoredState {
-        version: Version::new(row.try_get::<i64, _>(column("version").as_str())?.max(0) as u64),
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
         state: state.0,
-        workflow_type: row.try_get(column("workflow_type").as_str())?,
-        namespace: row.try_get(column("namespace").as_str())?,
-        updated_at_ms: row.try_get(column("updated_at_ms").as_str())?,
+        workflow_type: row.try_get("workflow_type")?,
+        namespace: row.try_get("namespace")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
     })
 }
 
-fn record_from_row(row: &PgRow) -> StorageResult<ProcessedRecord> {
+fn record_from_row(row: &SqliteRow) -> StorageResult<ProcessedRecord> {
     let status: String = row.try_get("status")?;
+    let raw_id: String = row.try_get("action_id")?;
+    let action_id = ActionId::parse(&raw_id, "action_id")
+        .map_err(|err| StorageError::Corrupt(format!("stored action id: {err}")))?;
     let outcome: Json<serde_json::Value> = row.try_get("outcome")?;
     let (intents, rejection_reason) = parse_outcome(&outcome.0);
     Ok(ProcessedRecord {
-        action_id: ActionId::from_uuid(row.try_get("action_id")?),
+        action_id,
         request_hash: row.try_get("request_hash")?,
         result_hash: row.try_get("result_hash")?,
         version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),

@@ -1,0 +1,214 @@
+//! PostgreSQL side of the event pipeline: outbox publication marks, projections with their
+//! watermarks, and completions of queued actions. Writes that waiters care about also send a
+//! `NOTIFY`, delivered at commit, so replicas wait without polling.
+
+use std::collections::HashMap;
+
+use purereducer_core::{ActionId, ActionStatus, Version};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+
+use crate::model::channels;
+use crate::{
+    ApplyStats, Completion, ProjectionRow, ProjectionUpdate, StorageError, StorageResult, StoredProjection,
+    StoredWatermark,
+};
+
+pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<()> {
+    sqlx::query("UPDATE event_outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn apply_projections(pool: &PgPool, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+    let mut tx = pool.begin().await?;
+    let mut stats = ApplyStats::default();
+    // Next offset to apply per partition, read once per batch under a row lock so two
+    // materializers on one partition cannot interleave.
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for update in updates {
+        let position = (update.topic.clone(), update.partition);
+        let watermark = match next.get(&position) {
+            Some(offset) => *offset,
+            None => {
+                sqlx::query(
+                    "INSERT INTO projection_watermarks (topic, partition, \"offset\") VALUES ($1, $2, 0) \
+                     ON CONFLICT (topic, partition) DO NOTHING",
+                )
+                .bind(&update.topic)
+                .bind(update.partition)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT \"offset\" FROM projection_watermarks WHERE topic = $1 AND partition = $2 FOR UPDATE",
+                )
+                .bind(&update.topic)
+                .bind(update.partition)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        if update.offset < watermark {
+            // Redelivered after a restart or rebalance: already applied.
+            stats.duplicates += 1;
+            next.insert(position, watermark);
+            continue;
+        }
+        next.insert(position, update.offset + 1);
+        let Some(row) = &update.row else { continue };
+        let written = upsert_row(&mut tx, row).await?;
+        if written {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channels::PROJECTION)
+                .bind(format!("{}:{}", row.version, row.workflow_key))
+                .execute(&mut *tx)
+                .await?;
+            stats.applied.push((row.workflow_key.clone(), row.version));
+            continue;
+        }
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM workflow_projection WHERE workflow_key = $1")
+                .bind(&row.workflow_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.is_some_and(|v| v > version_param(row.version)) {
+            stats.regressions += 1;
+        } else {
+            stats.duplicates += 1;
+        }
+    }
+    for ((topic, partition), offset) in next {
+        sqlx::query(
+            "UPDATE projection_watermarks SET \"offset\" = $3, updated_at = now() \
+             WHERE topic = $1 AND partition = $2 AND \"offset\" < $3",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stats)
+}
+
+/// Writes a row if it is newer than the stored one; false when it is not.
+async fn upsert_row(conn: &mut sqlx::PgConnection, row: &ProjectionRow) -> StorageResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag, \
+            last_action = EXCLUDED.last_action, namespace = EXCLUDED.namespace, updated_at = now(), \
+            indices = EXCLUDED.indices, extras = EXCLUDED.extras \
+         WHERE workflow_projection.version < EXCLUDED.version",
+    )
+    .bind(&row.workflow_key)
+    .bind(version_param(row.version))
+    .bind(&row.tag)
+    .bind(&row.last_action)
+    .bind(&row.namespace)
+    .bind(Json(&row.indices))
+    .bind(Json(&row.extras))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn get_projection(pool: &PgPool, key: &str) -> StorageResult<Option<StoredProjection>> {
+    let row = sqlx::query(
+        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, \
+         (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
+         FROM workflow_projection WHERE workflow_key = $1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| projection_from_row(&row)).transpose()
+}
+
+fn projection_from_row(row: &PgRow) -> StorageResult<StoredProjection> {
+    Ok(StoredProjection {
+        row: ProjectionRow {
+            workflow_key: row.try_get("workflow_key")?,
+            version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+            tag: row.try_get("tag")?,
+            last_action: row.try_get::<Option<String>, _>("last_action")?.unwrap_or_default(),
+            namespace: row.try_get("namespace")?,
+            indices: row.try_get::<Json<serde_json::Value>, _>("indices")?.0,
+            extras: row.try_get::<Json<serde_json::Value>, _>("extras")?.0,
+        },
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+pub(super) async fn list_watermarks(pool: &PgPool) -> StorageResult<Vec<StoredWatermark>> {
+    let rows = sqlx::query(
+        "SELECT topic, partition, \"offset\", (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
+         FROM projection_watermarks ORDER BY updated_at DESC, topic, partition",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredWatermark {
+                topic: row.try_get("topic")?,
+                partition: row.try_get("partition")?,
+                offset: row.try_get("offset")?,
+                updated_at_ms: row.try_get("updated_at_ms")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn record_completion(pool: &PgPool, completion: &Completion) -> StorageResult<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO action_completions \
+            (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (correlation_id) DO NOTHING",
+    )
+    .bind(&completion.correlation_id)
+    .bind(completion.action_id.as_uuid())
+    .bind(&completion.workflow_key)
+    .bind(completion.status.as_str())
+    .bind(version_param(completion.version))
+    .bind(&completion.result_hash)
+    .bind(&completion.rejection_reason)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channels::COMPLETION)
+        .bind(&completion.correlation_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn find_completion(pool: &PgPool, correlation_id: &str) -> StorageResult<Option<Completion>> {
+    let row = sqlx::query(
+        "SELECT correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason \
+         FROM action_completions WHERE correlation_id = $1",
+    )
+    .bind(correlation_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: String = row.try_get("status")?;
+    Ok(Some(Completion {
+        correlation_id: row.try_get("correlation_id")?,
+        action_id: ActionId::from_uuid(row.try_get("action_id")?),
+        workflow_key: row.try_get("workflow_key")?,
+        status: ActionStatus::parse(&status).ok_or_else(|| StorageError::Corrupt(format!("status '{status}'")))?,
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        result_hash: row.try_get("result_hash")?,
+        rejection_reason: row.try_get("rejection_reason")?,
+    }))
+}
+
+fn version_param(version: Version) -> i64 {
+    i64::try_from(version.get()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,198 @@
+//! SQLite side of the event pipeline (the embedded default: one process, so waiters are
+//! woken in process and no notifications are sent).
+
+use std::collections::HashMap;
+
+use purereducer_core::{ActionId, ActionStatus, Version};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row, SqlitePool};
+
+use super::NOW_MS;
+use crate::{
+    ApplyStats, Completion, ProjectionRow, ProjectionUpdate, StorageError, StorageResult, StoredProjection,
+    StoredWatermark,
+};
+
+pub(super) async fn mark_published(pool: &SqlitePool, ids: &[i64]) -> StorageResult<()> {
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+    sqlx::query(AssertSqlSafe(format!(
+        "UPDATE event_outbox SET published_at = {NOW_MS} \
+         WHERE id IN (SELECT value FROM json_each(?1)) AND published_at IS NULL"
+    )))
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn apply_projections(pool: &SqlitePool, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+    let mut tx = pool.begin().await?;
+    let mut stats = ApplyStats::default();
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for update in updates {
+        let position = (update.topic.clone(), update.partition);
+        let watermark = match next.get(&position) {
+            Some(offset) => *offset,
+            None => {
+                // The insert takes SQLite's write lock first, so the read below cannot go stale.
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO projection_watermarks (topic, partition, \"offset\", updated_at) \
+                     VALUES (?1, ?2, 0, {NOW_MS}) ON CONFLICT (topic, partition) DO NOTHING"
+                )))
+                .bind(&update.topic)
+                .bind(update.partition)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT \"offset\" FROM projection_watermarks WHERE topic = ?1 AND partition = ?2",
+                )
+                .bind(&update.topic)
+                .bind(update.partition)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        if update.offset < watermark {
+            stats.duplicates += 1;
+            next.insert(position, watermark);
+            continue;
+        }
+        next.insert(position, update.offset + 1);
+        let Some(row) = &update.row else { continue };
+        if upsert_row(&mut tx, row).await? {
+            stats.applied.push((row.workflow_key.clone(), row.version));
+            continue;
+        }
+        let current: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM workflow_projection WHERE workflow_key = ?1")
+                .bind(&row.workflow_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.is_some_and(|v| v > version_param(row.version)) {
+            stats.regressions += 1;
+        } else {
+            stats.duplicates += 1;
+        }
+    }
+    for ((topic, partition), offset) in next {
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE projection_watermarks SET \"offset\" = ?3, updated_at = {NOW_MS} \
+             WHERE topic = ?1 AND partition = ?2 AND \"offset\" < ?3"
+        )))
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(stats)
+}
+
+async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> StorageResult<bool> {
+    let done = sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO workflow_projection \
+            (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7) \
+         ON CONFLICT (workflow_key) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
+            last_action = excluded.last_action, namespace = excluded.namespace, \
+            updated_at = excluded.updated_at, indices = excluded.indices, extras = excluded.extras \
+         WHERE workflow_projection.version < excluded.version"
+    )))
+    .bind(&row.workflow_key)
+    .bind(version_param(row.version))
+    .bind(&row.tag)
+    .bind(&row.last_action)
+    .bind(&row.namespace)
+    .bind(Json(&row.indices))
+    .bind(Json(&row.extras))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn get_projection(pool: &SqlitePool, key: &str) -> StorageResult<Option<StoredProjection>> {
+    let row = sqlx::query(
+        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, updated_at \
+         FROM workflow_projection WHERE workflow_key = ?1",
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(StoredProjection {
+        row: ProjectionRow {
+            workflow_key: row.try_get("workflow_key")?,
+            version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+            tag: row.try_get("tag")?,
+            last_action: row.try_get::<Option<String>, _>("last_action")?.unwrap_or_default(),
+            namespace: row.try_get("namespace")?,
+            indices: row.try_get::<Json<serde_json::Value>, _>("indices")?.0,
+            extras: row.try_get::<Json<serde_json::Value>, _>("extras")?.0,
+        },
+        updated_at_ms: row.try_get("updated_at")?,
+    }))
+}
+
+pub(super) async fn list_watermarks(pool: &SqlitePool) -> StorageResult<Vec<StoredWatermark>> {
+    let rows = sqlx::query(
+        "SELECT topic, partition, \"offset\", updated_at FROM projection_watermarks \
+         ORDER BY updated_at DESC, topic, partition",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredWatermark {
+                topic: row.try_get("topic")?,
+                partition: row.try_get("partition")?,
+                offset: row.try_get("offset")?,
+                updated_at_ms: row.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn record_completion(pool: &SqlitePool, completion: &Completion) -> StorageResult<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO action_completions \
+            (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason, completed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}) ON CONFLICT (correlation_id) DO NOTHING"
+    )))
+    .bind(&completion.correlation_id)
+    .bind(completion.action_id.to_string())
+    .bind(&completion.workflow_key)
+    .bind(completion.status.as_str())
+    .bind(version_param(completion.version))
+    .bind(&completion.result_hash)
+    .bind(&completion.rejection_reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn find_completion(pool: &SqlitePool, correlation_id: &str) -> StorageResult<Option<Completion>> {
+    let row = sqlx::query(
+        "SELECT correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason \
+         FROM action_completions WHERE correlation_id = ?1",
+    )
+    .bind(correlation_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: String = row.try_get("status")?;
+    let action_id: String = row.try_get("action_id")?;
+    Ok(Some(Completion {
+        correlation_id: row.try_get("correlation_id")?,
+        action_id: ActionId::parse(&action_id, "action_id").map_err(|e| StorageError::Corrupt(e.to_string()))?,
+        workflow_key: row.try_get("workflow_key")?,
+        status: ActionStatus::parse(&status).ok_or_else(|| StorageError::Corrupt(format!("status '{status}'")))?,
+        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+        result_hash: row.try_get("result_hash")?,
+        rejection_reason: row.try_get("rejection_reason")?,
+    }))
+}
+
+fn version_param(version: Version) -> i64 {
+    i64::try_from(version.get()).unwrap_or(i64::MAX)
+}
