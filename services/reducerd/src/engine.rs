@@ -23,6 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::convert::{intents_to_proto, json_to_struct, struct_to_json};
 use crate::error::ApiError;
 use crate::events::{CommitContext, commit_events, gave_up_event};
+use crate::hub::Hub;
 
 /// Applies actions exactly once.
 #[derive(Debug, Clone)]
@@ -32,6 +33,7 @@ pub struct Engine {
     retry: RetryPolicy,
     dedup_ttl: Duration,
     remotes: HashMap<String, ReducerFunctionClient<Channel>>,
+    hub: Arc<Hub>,
 }
 
 /// What the reducer decided for one action at one version.
@@ -50,6 +52,7 @@ impl Engine {
         types: WorkflowTypes,
         retry: RetryPolicy,
         dedup_ttl: Duration,
+        hub: Arc<Hub>,
     ) -> Result<Self, ApiError> {
         let mut remotes = HashMap::new();
         for name in types.names() {
@@ -67,7 +70,18 @@ impl Engine {
             retry,
             dedup_ttl,
             remotes,
+            hub,
         })
+    }
+
+    /// Commits atomically and wakes the outbox pipeline when events were written.
+    pub async fn commit(&self, request: CommitRequest) -> Result<CommitResult, ApiError> {
+        let wrote_events = !request.events.is_empty();
+        let result = self.store.commit(request).await?;
+        if wrote_events && matches!(result, CommitResult::Committed { .. }) {
+            self.hub.outbox_written();
+        }
+        Ok(result)
     }
 
     /// The store the engine commits to.
@@ -101,7 +115,7 @@ impl Engine {
             };
             let decision = self.decide(spec, action, &state, version).await?;
             let (request, outcome) = self.plan(action, &fingerprint, version, &state, decision, attempt);
-            match self.store.commit(request).await? {
+            match self.commit(request).await? {
                 CommitResult::Committed { .. } => return Ok(outcome),
                 CommitResult::AlreadyProcessed(record) => {
                     let stored = self.store.get_state(&action.key).await?;
@@ -132,6 +146,7 @@ impl Engine {
         self.store
             .append_events(vec![gave_up_event(action, attempts, last_seen)])
             .await?;
+        self.hub.outbox_written();
         let hash = result_hash(ActionStatus::GaveUp, last_seen, None, &[], None);
         Ok(Outcome {
             status: ActionStatus::GaveUp,

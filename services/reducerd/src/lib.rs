@@ -10,6 +10,9 @@
 //! - [`convert`]: protobuf ↔ domain conversions and request validation.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
 //! - [`grpc`]: the service adapters.
+//! - [`hub`]: in-process fan-out of commits, projection progress and completions.
+//! - [`pipeline`]: outbox → projections, subscribers and queued-action workers.
+//! - [`projection`]: events decoded and turned into projection rows.
 //! - [`maintenance`]: the periodic dedup cleanup.
 
 pub mod config;
@@ -18,7 +21,10 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod hub;
 pub mod maintenance;
+pub mod pipeline;
+pub mod projection;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +32,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use purereducer_api::v1::action_dedup_service_server::ActionDedupServiceServer;
 use purereducer_api::v1::canonical_store_service_server::CanonicalStoreServiceServer;
+use purereducer_api::v1::event_bus_service_server::EventBusServiceServer;
+use purereducer_api::v1::projection_service_server::ProjectionServiceServer;
 use purereducer_api::v1::reducer_service_server::ReducerServiceServer;
 use purereducer_storage::{PoolOptions, Store};
 use tokio::net::TcpListener;
@@ -35,6 +43,9 @@ use tonic::transport::Server;
 
 use crate::config::{Config, Validated};
 use crate::engine::Engine;
+use crate::hub::Hub;
+use crate::pipeline::local::LocalPipeline;
+use crate::pipeline::queue::LocalQueue;
 
 /// A configured server, connected to its database, ready to serve.
 #[derive(Debug, Clone)]
@@ -96,12 +107,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let max_payload = app.config.server.max_payload_bytes;
     let max_message = app.config.server.max_message_bytes;
+    let hub = Hub::new();
     let engine = Arc::new(Engine::new(
         app.store.clone(),
         app.validated.workflow_types.clone(),
         app.validated.retry,
         app.validated.dedup_ttl,
+        hub.clone(),
     )?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Turns true as soon as shutdown starts, while in-flight requests still drain.
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = draining_tx.send(true);
+    };
+    let wait_cap = std::time::Duration::from_secs(app.config.event_bus.timeout_seconds);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     let canonical = app.runs("canonical-store").then(|| {
@@ -120,15 +141,47 @@ pub async fn serve(
         ReducerServiceServer::new(grpc::reducer::Reducer::new(engine.clone(), max_payload))
             .max_decoding_message_size(max_message)
     });
+    if !app.config.kafka.brokers.is_empty() {
+        tracing::warn!("kafka.brokers is set, but this build moves events in process only");
+    }
+    // Without Kafka the materializer role applies the outbox itself.
+    let materializer = app.runs("projection-materializer").then(|| {
+        let pipeline = LocalPipeline::new(
+            app.store.clone(),
+            hub.clone(),
+            app.config.projection.max_records,
+            std::time::Duration::from_millis(app.config.projection.batch_timeout_ms),
+        );
+        tokio::spawn(pipeline.run(stop_rx.clone()))
+    });
+    // Projections are read where the materializer or the canonical store runs.
+    let projections = (app.runs("projection-materializer") || app.runs("canonical-store")).then(|| {
+        ProjectionServiceServer::new(grpc::projection::Projections::new(
+            app.store.clone(),
+            hub.clone(),
+            wait_cap,
+        ))
+    });
+    let mut queue_workers = Vec::new();
+    let event_bus = app.runs("event-bus").then(|| {
+        let (queue, workers) = LocalQueue::start(engine.clone(), hub.clone(), 8);
+        queue_workers = workers;
+        EventBusServiceServer::new(grpc::event_bus::EventBus::new(
+            engine.clone(),
+            queue,
+            hub.clone(),
+            max_payload,
+            wait_cap,
+            draining_rx.clone(),
+        ))
+        .max_decoding_message_size(max_message)
+    });
     mark_serving::<CanonicalStoreServiceServer<grpc::canonical_store::CanonicalStore>>(&health, canonical.is_some())
         .await;
     mark_serving::<ActionDedupServiceServer<grpc::action_dedup::ActionDedup>>(&health, dedup.is_some()).await;
     mark_serving::<ReducerServiceServer<grpc::reducer::Reducer>>(&health, reducer.is_some()).await;
-    for role in ["event-bus", "projection-materializer"] {
-        if app.runs(role) {
-            tracing::warn!(role, "role is not available in this build yet; skipped");
-        }
-    }
+    mark_serving::<ProjectionServiceServer<grpc::projection::Projections>>(&health, projections.is_some()).await;
+    mark_serving::<EventBusServiceServer<grpc::event_bus::EventBus>>(&health, event_bus.is_some()).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(purereducer_api::FILE_DESCRIPTOR_SET)
@@ -140,7 +193,6 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cleanup = (dedup.is_some() && app.config.dedup.cleanup_interval_seconds > 0).then(|| {
         let interval = std::time::Duration::from_secs(app.config.dedup.cleanup_interval_seconds);
         tokio::spawn(maintenance::run_dedup_cleanup(
@@ -164,13 +216,20 @@ pub async fn serve(
         .add_optional_service(canonical)
         .add_optional_service(dedup)
         .add_optional_service(reducer)
+        .add_optional_service(projections)
+        .add_optional_service(event_bus)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server failed")?;
 
+    // In-flight RPCs are done; let queued actions finish, then drain the outbox.
+    drop(engine);
+    for worker in queue_workers {
+        let _ = worker.await;
+    }
     let _ = stop_tx.send(true);
-    if let Some(cleanup) = cleanup {
-        let _ = cleanup.await;
+    for task in [cleanup, materializer].into_iter().flatten() {
+        let _ = task.await;
     }
     tracing::info!("reducerd stopped");
     Ok(())

@@ -131,7 +131,7 @@ impl CanonicalStore {
             records: Vec::new(),
             events,
         };
-        match self.engine.store().commit(commit).await? {
+        match self.engine.commit(commit).await? {
             CommitResult::Committed { version } => Ok(TryCommitResponse {
                 outcome: Some(try_commit_response::Outcome::Committed(
                     try_commit_response::Committed { version: version.get() },

@@ -2,6 +2,8 @@
 
 pub mod action_dedup;
 pub mod canonical_store;
+pub mod event_bus;
+pub mod projection;
 pub mod reducer;
 
 use std::time::{Duration, UNIX_EPOCH};

@@ -6,4 +6,5 @@ mod concurrency;
 mod dedup;
 mod grpcurl;
 mod handle_action;
+mod pipeline;
 mod support;

@@ -142,3 +142,40 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .map(|bad| bad.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
+
+impl TestServer {
+    pub fn event_bus(&self) -> purereducer_api::v1::event_bus_service_client::EventBusServiceClient<Channel> {
+        purereducer_api::v1::event_bus_service_client::EventBusServiceClient::new(self.channel.clone())
+    }
+
+    pub fn projections(&self) -> purereducer_api::v1::projection_service_client::ProjectionServiceClient<Channel> {
+        purereducer_api::v1::projection_service_client::ProjectionServiceClient::new(self.channel.clone())
+    }
+}
+
+/// Starts a second server on the database of `first` (PostgreSQL only).
+pub async fn start_on_same_database(first: &TestServer, tune: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config::default();
+    config.dedup.cleanup_interval_seconds = 0;
+    tune(&mut config);
+    let store: Arc<dyn Store> = Arc::new(purereducer_storage::postgres::PgStore::from_pool(first.pg().clone()));
+    let app = App::with_store(config, store.clone()).expect("valid test config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+    let addr = listener.local_addr().expect("bound address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(reducerd::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("connect");
+    TestServer {
+        channel,
+        store,
+        pg: first.pg.clone(),
+        stop: Some(stop),
+        task: Some(task),
+    }
+}

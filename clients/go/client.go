@@ -1,0 +1,222 @@
+// Package purereducer is a thin client over the generated gRPC stubs in gen/purereducer/v1.
+package purereducer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	mathrand "math/rand"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	pb "purereducer.dev/clients/go/gen/purereducer/v1"
+)
+
+// Options configure Dial. Token is sent as "authorization: Bearer <token>" on every call.
+type Options struct {
+	TLS     bool
+	RootCAs *x509.CertPool // nil: the system roots
+	Token   string
+	// Retries of UNAVAILABLE and DEADLINE_EXCEEDED for HandleAction and PublishAction.
+	Retries int
+}
+
+// Client talks to reducerd. The generated clients are exported for calls not wrapped here.
+type Client struct {
+	conn       *grpc.ClientConn
+	retries    int
+	Reducer    pb.ReducerServiceClient
+	Store      pb.CanonicalStoreServiceClient
+	Dedup      pb.ActionDedupServiceClient
+	Bus        pb.EventBusServiceClient
+	Projection pb.ProjectionServiceClient
+}
+
+// Dial connects to target ("host:port").
+func Dial(target string, opts Options) (*Client, error) {
+	dialOpts := []grpc.DialOption{grpc.WithInsecure()}
+	if opts.TLS {
+		dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(
+			credentials.NewTLS(&tls.Config{RootCAs: opts.RootCAs}))}
+	}
+	if opts.Token != "" {
+		// Metadata rather than per-RPC credentials, so a token works on plaintext too.
+		auth := "Bearer " + opts.Token
+		dialOpts = append(dialOpts,
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{},
+				cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+				return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", auth), method, req, reply, cc, o...)
+			}),
+			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
+				method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(metadata.AppendToOutgoingContext(ctx, "authorization", auth), desc, cc, method, o...)
+			}))
+	}
+	conn, err := grpc.Dial(target, dialOpts...)
+	if err != nil {
+		return nil, err
+	}
+	retries := opts.Retries
+	if retries == 0 {
+		retries = 3
+	}
+	return &Client{
+		conn:       conn,
+		retries:    retries,
+		Reducer:    pb.NewReducerServiceClient(conn),
+		Store:      pb.NewCanonicalStoreServiceClient(conn),
+		Dedup:      pb.NewActionDedupServiceClient(conn),
+		Bus:        pb.NewEventBusServiceClient(conn),
+		Projection: pb.NewProjectionServiceClient(conn),
+	}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Action is an action to apply; empty ActionID and CorrelationID get new UUIDs.
+type Action struct {
+	WorkflowKey, WorkflowType, ActionType string
+	Payload                               map[string]interface{}
+	ActionID, CorrelationID, Namespace    string
+}
+
+func (a Action) proto() (*pb.Action, error) {
+	payload, err := structpb.NewStruct(a.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload: %w", err)
+	}
+	// Ids are fixed here, once, so that every retry sends the very same action.
+	if a.ActionID == "" {
+		a.ActionID = newUUID()
+	}
+	if a.CorrelationID == "" {
+		a.CorrelationID = newUUID()
+	}
+	return &pb.Action{ActionId: a.ActionID, WorkflowKey: a.WorkflowKey, WorkflowType: a.WorkflowType,
+		ActionType: a.ActionType, Payload: payload, CorrelationId: a.CorrelationID, Namespace: a.Namespace}, nil
+}
+
+// HandleAction applies an action. UNAVAILABLE and DEADLINE_EXCEEDED are retried with the same
+// action id, so it applies once; a retry after a lost reply comes back as DUPLICATE.
+func (c *Client) HandleAction(ctx context.Context, a Action) (*pb.HandleActionResponse, error) {
+	action, err := a.proto()
+	if err != nil {
+		return nil, err
+	}
+	var reply *pb.HandleActionResponse
+	err = c.retrying(ctx, func(ctx context.Context) (err error) {
+		reply, err = c.Reducer.HandleAction(ctx, &pb.HandleActionRequest{Action: action})
+		return err
+	})
+	return reply, err
+}
+
+// GetState reads the current state; a NOT_FOUND status for an unknown key.
+func (c *Client) GetState(ctx context.Context, workflowKey string) (*pb.GetStateResponse, error) {
+	return c.Store.GetState(ctx, &pb.GetStateRequest{WorkflowKey: workflowKey})
+}
+
+// TryCommit commits state if the stored version is expected. On a conflict committed is false
+// and version is the stored version; a conflict is not an error.
+func (c *Client) TryCommit(ctx context.Context, workflowKey string, expected uint64,
+	state map[string]interface{}) (committed bool, version uint64, err error) {
+	s, err := structpb.NewStruct(state)
+	if err != nil {
+		return false, 0, fmt.Errorf("state: %w", err)
+	}
+	reply, err := c.Store.TryCommit(ctx, &pb.TryCommitRequest{WorkflowKey: workflowKey, ExpectedVersion: expected, State: s})
+	if err != nil {
+		return false, 0, err
+	}
+	if done := reply.GetCommitted(); done != nil {
+		return true, done.Version, nil
+	}
+	return false, reply.GetConflict().GetCurrentVersion(), nil
+}
+
+// ShouldProcess reports whether an action id is new, with the earlier outcome when not.
+func (c *Client) ShouldProcess(ctx context.Context, workflowKey, actionID string) (bool, *pb.ProcessedAction, error) {
+	reply, err := c.Dedup.ShouldProcess(ctx, &pb.ShouldProcessRequest{WorkflowKey: workflowKey, ActionId: actionID})
+	if err != nil {
+		return false, nil, err
+	}
+	return reply.ShouldProcess, reply.Previous, nil
+}
+
+// CleanupExpired deletes expired dedup records and returns how many.
+func (c *Client) CleanupExpired(ctx context.Context) (uint64, error) {
+	reply, err := c.Dedup.CleanupExpired(ctx, &pb.CleanupExpiredRequest{})
+	return reply.GetDeleted(), err
+}
+
+// PublishAction queues an action; WaitForCompletion(reply.CorrelationId) gives its outcome.
+func (c *Client) PublishAction(ctx context.Context, a Action) (*pb.PublishActionResponse, error) {
+	action, err := a.proto()
+	if err != nil {
+		return nil, err
+	}
+	var reply *pb.PublishActionResponse
+	err = c.retrying(ctx, func(ctx context.Context) (err error) {
+		reply, err = c.Bus.PublishAction(ctx, &pb.PublishActionRequest{Action: action})
+		return err
+	})
+	return reply, err
+}
+
+// WaitForCompletion waits up to timeoutMs (the server default when 0) for a published action.
+func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, timeoutMs uint32) (*pb.WaitForCompletionResponse, error) {
+	return c.Bus.WaitForCompletion(ctx, &pb.WaitForCompletionRequest{CorrelationId: correlationID, TimeoutMs: timeoutMs})
+}
+
+// Subscribe streams matching events until ctx is cancelled.
+func (c *Client) Subscribe(ctx context.Context, filter *pb.SubscriptionFilter) (pb.EventBusService_SubscribeClient, error) {
+	return c.Bus.Subscribe(ctx, &pb.SubscribeRequest{Filter: filter})
+}
+
+// GetProjection reads a projection, waiting up to maxWaitMs for it to reach minVersion.
+func (c *Client) GetProjection(ctx context.Context, workflowKey string, minVersion uint64, maxWaitMs uint32) (*pb.GetProjectionResponse, error) {
+	return c.Projection.GetProjection(ctx, &pb.GetProjectionRequest{WorkflowKey: workflowKey, MinVersion: minVersion, MaxWaitMs: maxWaitMs})
+}
+
+// ListWatermarks lists how far the materializer has applied each topic partition.
+func (c *Client) ListWatermarks(ctx context.Context) ([]*pb.Watermark, error) {
+	reply, err := c.Projection.ListWatermarks(ctx, &pb.ListWatermarksRequest{})
+	return reply.GetWatermarks(), err
+}
+
+func (c *Client) retrying(ctx context.Context, call func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		err := call(ctx)
+		code := status.Code(err)
+		if err == nil || attempt >= c.retries || ctx.Err() != nil ||
+			(code != codes.Unavailable && code != codes.DeadlineExceeded) {
+			return err
+		}
+		// Full jitter, 50 ms doubling up to 1 s, so retrying clients spread out.
+		ceiling := 50 * time.Millisecond << attempt
+		if ceiling > time.Second {
+			ceiling = time.Second
+		}
+		time.Sleep(time.Duration(mathrand.Int63n(int64(ceiling))))
+	}
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

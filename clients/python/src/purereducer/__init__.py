@@ -1,0 +1,44 @@
+"""Python client for the Pure Reducer gRPC API.
+
+    from purereducer import Client
+    with Client("localhost:50051") as client:
+        result = client.handle_action("order-1", "merge", "set", {"total": 42})
+"""
+
+from .client import Client
+from .reducer_function import Reduced, Rejected, serve_reducer
+from .types import (
+    ActionResult,
+    CommitResult,
+    Completion,
+    DedupCheck,
+    Event,
+    Intent,
+    ProcessedAction,
+    Projection,
+    Published,
+    PureReducerError,
+    Status,
+    Watermark,
+    WorkflowState,
+)
+
+__all__ = [
+    "ActionResult",
+    "Client",
+    "CommitResult",
+    "Completion",
+    "DedupCheck",
+    "Event",
+    "Intent",
+    "ProcessedAction",
+    "Projection",
+    "Published",
+    "PureReducerError",
+    "Reduced",
+    "Rejected",
+    "Status",
+    "Watermark",
+    "WorkflowState",
+    "serve_reducer",
+]

@@ -1,0 +1,358 @@
+"""A thin, synchronous client over the generated gRPC stubs."""
+
+import random
+import time
+import uuid
+from datetime import timezone
+from typing import Any, Iterable, Iterator, Mapping, Optional
+
+import grpc
+from google.protobuf import json_format
+
+from . import _json
+from .pb import (
+    action_dedup_pb2,
+    action_dedup_pb2_grpc,
+    canonical_store_pb2,
+    canonical_store_pb2_grpc,
+    event_bus_pb2,
+    event_bus_pb2_grpc,
+    projection_pb2,
+    projection_pb2_grpc,
+    reducer_pb2,
+    reducer_pb2_grpc,
+    types_pb2,
+)
+from .types import (
+    ActionResult,
+    CommitResult,
+    Completion,
+    DedupCheck,
+    Event,
+    Intent,
+    ProcessedAction,
+    Projection,
+    Published,
+    PureReducerError,
+    Status,
+    Watermark,
+    WorkflowState,
+)
+
+# Worth another try with the same action id: the server never saw the call, or we stopped
+# waiting before it answered. The action id makes a repeat apply at most once.
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class Client:
+    """Talks to reducerd at `target` ("host:port").
+
+    `token` is sent as `authorization: Bearer <token>` on every call; `tls` uses a secure
+    channel with `root_certificates` (PEM bytes; the system roots when None).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        tls: bool = False,
+        token: Optional[str] = None,
+        root_certificates: Optional[bytes] = None,
+    ):
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(target, creds)
+        else:
+            self._channel = grpc.insecure_channel(target)
+        # Metadata rather than call credentials, so a token works on plaintext channels too
+        # (a local reducerd behind an authenticating proxy, for example).
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._reducer = reducer_pb2_grpc.ReducerServiceStub(self._channel)
+        self._store = canonical_store_pb2_grpc.CanonicalStoreServiceStub(self._channel)
+        self._dedup = action_dedup_pb2_grpc.ActionDedupServiceStub(self._channel)
+        self._bus = event_bus_pb2_grpc.EventBusServiceStub(self._channel)
+        self._projection = projection_pb2_grpc.ProjectionServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- ReducerService ---------------------------------------------------------------
+
+    def handle_action(
+        self,
+        workflow_key: str,
+        workflow_type: str,
+        action_type: str,
+        payload: Optional[Mapping[str, Any]] = None,
+        action_id: Optional[str] = None,
+        namespace: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+    ) -> ActionResult:
+        """Applies an action and returns its outcome. UNAVAILABLE and DEADLINE_EXCEEDED are
+        retried up to `retries` times with the same action id (and correlation id), so the
+        action applies once; a retry after a lost reply comes back as DUPLICATE."""
+        request = reducer_pb2.HandleActionRequest(
+            action=_action(workflow_key, workflow_type, action_type, payload, action_id,
+                           namespace, correlation_id)
+        )
+        reply = self._retrying(self._reducer.HandleAction, request, timeout, retries)
+        return ActionResult(
+            status=_status(reply.status),
+            version=reply.version,
+            state=_json.from_struct(reply.state),
+            intents=[_intent(i) for i in reply.intents],
+            attempts=reply.attempts,
+            result_hash=reply.result_hash,
+            rejection_reason=reply.rejection_reason,
+            correlation_id=reply.correlation_id,
+            action_id=reply.action_id,
+            workflow_key=reply.workflow_key,
+        )
+
+    # --- CanonicalStoreService --------------------------------------------------------
+
+    def get_state(self, workflow_key: str, timeout: float = 10.0) -> WorkflowState:
+        """The current state; raises PureReducerError(NOT_FOUND) for an unknown key."""
+        reply = self._call(self._store.GetState,
+                           canonical_store_pb2.GetStateRequest(workflow_key=workflow_key), timeout)
+        return WorkflowState(
+            workflow_key=reply.workflow_key,
+            version=reply.version,
+            state=_json.from_struct(reply.state),
+            workflow_type=reply.workflow_type,
+            namespace=reply.namespace,
+            updated_at=_time(reply, "updated_at"),
+        )
+
+    def try_commit(
+        self,
+        workflow_key: str,
+        expected_version: int,
+        state: Mapping[str, Any],
+        workflow_type: str = "",
+        namespace: str = "",
+        provenance: Optional[Mapping[str, str]] = None,
+        timeout: float = 10.0,
+    ) -> CommitResult:
+        """Compare-and-set: a conflict is an ordinary result, not an exception."""
+        request = canonical_store_pb2.TryCommitRequest(
+            workflow_key=workflow_key,
+            expected_version=expected_version,
+            state=_json.to_struct(state),
+            provenance=types_pb2.Provenance(**(provenance or {})),
+            workflow_type=workflow_type,
+            namespace=namespace,
+        )
+        reply = self._call(self._store.TryCommit, request, timeout)
+        if reply.WhichOneof("outcome") == "committed":
+            return CommitResult(committed=True, version=reply.committed.version)
+        return CommitResult(committed=False, current_version=reply.conflict.current_version)
+
+    # --- ActionDedupService -----------------------------------------------------------
+
+    def should_process(self, workflow_key: str, action_id: str, timeout: float = 10.0) -> DedupCheck:
+        reply = self._call(
+            self._dedup.ShouldProcess,
+            action_dedup_pb2.ShouldProcessRequest(workflow_key=workflow_key, action_id=action_id),
+            timeout,
+        )
+        previous = _processed(reply.previous) if reply.HasField("previous") else None
+        return DedupCheck(should_process=reply.should_process, previous=previous)
+
+    def record_processed(
+        self,
+        workflow_key: str,
+        action_id: str,
+        result_hash: str,
+        version: int,
+        ttl_seconds: int = 0,
+        timeout: float = 10.0,
+    ) -> bool:
+        """Records an action id; False when a record already existed (it is kept)."""
+        reply = self._call(
+            self._dedup.RecordProcessed,
+            action_dedup_pb2.RecordProcessedRequest(
+                workflow_key=workflow_key, action_id=action_id, result_hash=result_hash,
+                version=version, ttl_seconds=ttl_seconds),
+            timeout,
+        )
+        return reply.recorded
+
+    def cleanup_expired(self, timeout: float = 30.0) -> int:
+        """Deletes expired dedup records; returns how many."""
+        return self._call(self._dedup.CleanupExpired,
+                          action_dedup_pb2.CleanupExpiredRequest(), timeout).deleted
+
+    # --- EventBusService --------------------------------------------------------------
+
+    def publish_action(
+        self,
+        workflow_key: str,
+        workflow_type: str,
+        action_type: str,
+        payload: Optional[Mapping[str, Any]] = None,
+        action_id: Optional[str] = None,
+        namespace: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+    ) -> Published:
+        """Queues an action; wait_for_completion(result.correlation_id) gives its outcome.
+        Retried like handle_action: a repeat of the same action id applies once."""
+        request = event_bus_pb2.PublishActionRequest(
+            action=_action(workflow_key, workflow_type, action_type, payload, action_id,
+                           namespace, correlation_id)
+        )
+        reply = self._retrying(self._bus.PublishAction, request, timeout, retries)
+        return Published(correlation_id=reply.correlation_id, action_id=reply.action_id)
+
+    def wait_for_completion(self, correlation_id: str, timeout_ms: int = 0) -> Completion:
+        """The outcome of a published action; raises PureReducerError(DEADLINE_EXCEEDED)
+        when it does not finish within timeout_ms (the server's default when 0)."""
+        # The server enforces timeout_ms; our own deadline only guards against a lost server.
+        deadline = (timeout_ms / 1000 if timeout_ms else 60.0) + 5.0
+        reply = self._call(
+            self._bus.WaitForCompletion,
+            event_bus_pb2.WaitForCompletionRequest(correlation_id=correlation_id,
+                                                  timeout_ms=timeout_ms),
+            deadline,
+        )
+        return Completion(
+            correlation_id=reply.correlation_id,
+            action_id=reply.action_id,
+            workflow_key=reply.workflow_key,
+            status=_status(reply.status),
+            version=reply.version,
+            result_hash=reply.result_hash,
+            rejection_reason=reply.rejection_reason,
+        )
+
+    def subscribe(
+        self,
+        namespaces: Iterable[str] = (),
+        workflow_types: Iterable[str] = (),
+        workflow_keys: Iterable[str] = (),
+        timeout: Optional[float] = None,
+    ) -> Iterator[Event]:
+        """Yields matching events, in version order per key, until the stream ends.
+        Closing the iterator (or leaving a `for` loop early) cancels the stream."""
+        request = event_bus_pb2.SubscribeRequest(
+            filter=event_bus_pb2.SubscriptionFilter(
+                namespaces=list(namespaces),
+                workflow_types=list(workflow_types),
+                workflow_keys=list(workflow_keys),
+            )
+        )
+        stream = self._bus.Subscribe(request, timeout=timeout, metadata=self._metadata)
+        return _events(stream)
+
+    # --- ProjectionService ------------------------------------------------------------
+
+    def get_projection(self, workflow_key: str, min_version: int = 0, max_wait_ms: int = 0) -> Projection:
+        """The projection, after waiting up to max_wait_ms for it to reach min_version."""
+        reply = self._call(
+            self._projection.GetProjection,
+            projection_pb2.GetProjectionRequest(workflow_key=workflow_key, min_version=min_version,
+                                                max_wait_ms=max_wait_ms),
+            max_wait_ms / 1000 + 10.0,
+        )
+        p = reply.projection
+        return Projection(
+            workflow_key=p.workflow_key,
+            version=p.version,
+            tag=p.tag,
+            last_action=p.last_action,
+            namespace=p.namespace,
+            updated_at=_time(p, "updated_at"),
+            indices=_json.from_struct(p.indices),
+            extras=_json.from_struct(p.extras),
+            from_canonical=reply.from_canonical,
+        )
+
+    def list_watermarks(self, timeout: float = 10.0) -> list:
+        reply = self._call(self._projection.ListWatermarks,
+                           projection_pb2.ListWatermarksRequest(), timeout)
+        return [
+            Watermark(topic=w.topic, partition=w.partition, offset=w.offset,
+                      updated_at=_time(w, "updated_at"))
+            for w in reply.watermarks
+        ]
+
+    # --- plumbing ---------------------------------------------------------------------
+
+    def _call(self, method, request, timeout):
+        try:
+            return method(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise PureReducerError(err.code(), err.details() or "") from err
+
+    def _retrying(self, method, request, timeout, retries):
+        for attempt in range(retries + 1):
+            try:
+                return self._call(method, request, timeout)
+            except PureReducerError as err:
+                if err.code not in RETRYABLE or attempt == retries:
+                    raise
+                # Full jitter, 50 ms doubling up to 1 s, so retrying clients spread out.
+                time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        raise AssertionError("unreachable")
+
+
+def _action(workflow_key, workflow_type, action_type, payload, action_id, namespace, correlation_id):
+    # Ids are fixed here, once, so that every retry sends the very same action.
+    return types_pb2.Action(
+        action_id=action_id or str(uuid.uuid4()),
+        workflow_key=workflow_key,
+        workflow_type=workflow_type,
+        action_type=action_type,
+        payload=_json.to_struct(payload),
+        correlation_id=correlation_id or str(uuid.uuid4()),
+        namespace=namespace or "",
+    )
+
+
+def _status(value: int) -> Status:
+    return Status(types_pb2.ActionStatus.Name(value).removeprefix("ACTION_STATUS_"))
+
+
+def _intent(intent) -> Intent:
+    return Intent(intent_type=intent.intent_type, payload=_json.from_struct(intent.payload))
+
+
+def _time(message, name):
+    return getattr(message, name).ToDatetime(tzinfo=timezone.utc) if message.HasField(name) else None
+
+
+def _processed(p) -> ProcessedAction:
+    return ProcessedAction(
+        workflow_key=p.workflow_key,
+        action_id=p.action_id,
+        result_hash=p.result_hash,
+        version=p.version,
+        status=_status(p.status),
+        expires_at=_time(p, "expires_at"),
+    )
+
+
+def _events(stream) -> Iterator[Event]:
+    try:
+        for reply in stream:
+            kind = reply.event.WhichOneof("kind")
+            if kind is None:
+                continue  # an event kind newer than this client
+            inner = getattr(reply.event, kind)
+            body = _json.plain(json_format.MessageToDict(inner, preserving_proto_field_name=True))
+            version = inner.last_seen_version if kind == "reducer_gave_up" else inner.version
+            yield Event(kind=kind, workflow_key=inner.workflow_key, version=version, body=body)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.CANCELLED:
+            raise PureReducerError(err.code(), err.details() or "") from err
+    finally:
+        stream.cancel()

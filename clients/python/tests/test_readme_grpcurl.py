@@ -1,0 +1,58 @@
+"""Every grpcurl command in README.md's ```sh blocks runs, in order, against a live reducerd."""
+
+import re
+import shlex
+import subprocess
+
+import pytest
+from conftest import REPO, Reducerd
+
+GRPCURL = str(REPO / ".tools" / "venv" / "bin" / "grpcurl")
+
+
+def readme_commands(text: str) -> list:
+    """The grpcurl commands of the sh blocks, each joined across its continuation lines
+    (a trailing backslash, or a single-quoted JSON body still open at the line's end)."""
+    commands = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M):
+        lines = iter(block.splitlines())
+        for line in lines:
+            if not line.startswith("grpcurl "):
+                continue
+            command = line
+            while command.endswith("\\") or not _complete(command):
+                command = command[:-1] if command.endswith("\\") else command + "\n"
+                command += next(lines)
+            commands.append(command)
+    return commands
+
+
+def _complete(command: str) -> bool:
+    try:
+        shlex.split(command)
+        return True
+    except ValueError:  # "No closing quotation"
+        return False
+
+
+COMMANDS = readme_commands((REPO / "README.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def addr(tmp_path_factory):
+    # A server of its own: the tour's steps build on each other (order-1 at version 1, ...).
+    srv = Reducerd(tmp_path_factory.mktemp("readme"))
+    yield srv.addr
+    srv.stop()
+
+
+def test_readme_has_grpcurl_commands():
+    assert len(COMMANDS) >= 5, COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.split()[-1] for c in COMMANDS])
+def test_readme_command_runs(addr, command):
+    args = shlex.split(command.replace("localhost:50051", addr))
+    assert args[0] == "grpcurl"
+    run = subprocess.run([GRPCURL, *args[1:]], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, f"{command}\n--- exit {run.returncode}\n{run.stdout}{run.stderr}"

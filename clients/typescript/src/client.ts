@@ -1,0 +1,355 @@
+// A thin client over the generated Connect stubs, speaking gRPC over HTTP/2.
+import { randomUUID } from "node:crypto";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client as Stub, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+
+import { ActionDedupService, type ProcessedAction as ProcessedActionPb } from "./gen/purereducer/v1/action_dedup_pb.js";
+import { CanonicalStoreService } from "./gen/purereducer/v1/canonical_store_pb.js";
+import { EventBusService } from "./gen/purereducer/v1/event_bus_pb.js";
+import type { IntentEmitted, ReducerGaveUp, StateCommitted } from "./gen/purereducer/v1/events_pb.js";
+import { ProjectionService } from "./gen/purereducer/v1/projection_pb.js";
+import { ReducerService } from "./gen/purereducer/v1/reducer_pb.js";
+import { ActionSchema, ActionStatus, type Intent as IntentPb } from "./gen/purereducer/v1/types_pb.js";
+
+export { Code, ConnectError };
+
+/** How an action ended (ActionStatus without its ACTION_STATUS_ prefix). */
+export type Status = "UNSPECIFIED" | "COMMITTED" | "DUPLICATE" | "REJECTED" | "GAVE_UP";
+
+export interface Intent {
+  intentType: string;
+  payload: JsonObject;
+}
+
+export interface ActionResult {
+  status: Status;
+  version: number;
+  state: JsonObject;
+  intents: Intent[];
+  attempts: number;
+  resultHash: string;
+  rejectionReason: string;
+  correlationId: string;
+  actionId: string;
+  workflowKey: string;
+}
+
+export interface WorkflowState {
+  workflowKey: string;
+  version: number;
+  state: JsonObject;
+  workflowType: string;
+  namespace: string;
+  updatedAt?: Date;
+}
+
+/** `committed` with the new `version`, or a conflict with the stored `currentVersion`. */
+export type CommitResult = { committed: true; version: number } | { committed: false; currentVersion: number };
+
+export interface ProcessedAction {
+  workflowKey: string;
+  actionId: string;
+  resultHash: string;
+  version: number;
+  status: Status;
+  expiresAt?: Date;
+}
+
+export interface Completion {
+  correlationId: string;
+  actionId: string;
+  workflowKey: string;
+  status: Status;
+  version: number;
+  resultHash: string;
+  rejectionReason: string;
+}
+
+/** One published event and its generated message. */
+export type Event =
+  | { kind: "stateCommitted"; workflowKey: string; version: number; message: StateCommitted }
+  | { kind: "reducerGaveUp"; workflowKey: string; version: number; message: ReducerGaveUp }
+  | { kind: "intentEmitted"; workflowKey: string; version: number; message: IntentEmitted };
+
+export interface Projection {
+  workflowKey: string;
+  version: number;
+  tag: string;
+  lastAction: string;
+  namespace: string;
+  updatedAt?: Date;
+  indices: JsonObject;
+  extras: JsonObject;
+  /** True when minVersion was not reached in time and the answer came from the canonical state. */
+  fromCanonical: boolean;
+}
+
+export interface Watermark {
+  topic: string;
+  partition: number;
+  offset: number;
+  updatedAt?: Date;
+}
+
+export interface ClientOptions {
+  tls?: boolean;
+  /** Sent as `authorization: Bearer <token>` on every call. */
+  token?: string;
+  /** PEM roots for TLS; the system roots when absent. */
+  rootCertificates?: string | Buffer;
+}
+
+export interface ActionInput {
+  workflowKey: string;
+  workflowType: string;
+  actionType: string;
+  payload?: JsonObject;
+  actionId?: string;
+  namespace?: string;
+  correlationId?: string;
+  /** Per attempt, in milliseconds. */
+  timeoutMs?: number;
+  /** Extra attempts on UNAVAILABLE or DEADLINE_EXCEEDED, with the same action id. */
+  retries?: number;
+}
+
+// Worth another try with the same action id: the server never saw the call, or we stopped
+// waiting before it answered. The action id makes a repeat apply at most once.
+const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+export class Client {
+  private readonly sessions: Http2SessionManager;
+  private readonly reducer: Stub<typeof ReducerService>;
+  private readonly store: Stub<typeof CanonicalStoreService>;
+  private readonly dedup: Stub<typeof ActionDedupService>;
+  private readonly bus: Stub<typeof EventBusService>;
+  private readonly projection: Stub<typeof ProjectionService>;
+
+  /** `target` is "host:port" (or a full http:// / https:// URL). */
+  constructor(target: string, options: ClientOptions = {}) {
+    const baseUrl = target.includes("://") ? target : `${options.tls ? "https" : "http"}://${target}`;
+    const interceptors: Interceptor[] = [];
+    if (options.token) {
+      const header = `Bearer ${options.token}`;
+      interceptors.push((next) => (req) => {
+        req.header.set("authorization", header);
+        return next(req);
+      });
+    }
+    const nodeOptions = options.rootCertificates ? { ca: options.rootCertificates } : {};
+    // Our own session manager, so close() can end the HTTP/2 connection and let node exit.
+    this.sessions = new Http2SessionManager(baseUrl, {}, nodeOptions);
+    const transport = createGrpcTransport({ baseUrl, interceptors, sessionManager: this.sessions });
+    this.reducer = createClient(ReducerService, transport);
+    this.store = createClient(CanonicalStoreService, transport);
+    this.dedup = createClient(ActionDedupService, transport);
+    this.bus = createClient(EventBusService, transport);
+    this.projection = createClient(ProjectionService, transport);
+  }
+
+  close(): void {
+    this.sessions.abort();
+  }
+
+  /** Applies an action. UNAVAILABLE and DEADLINE_EXCEEDED are retried with the same action id
+   * (and correlation id), so it applies once; a retry after a lost reply comes back DUPLICATE. */
+  async handleAction(input: ActionInput): Promise<ActionResult> {
+    const action = toAction(input);
+    const r = await retrying(input, (timeoutMs) => this.reducer.handleAction({ action }, { timeoutMs }));
+    return {
+      status: status(r.status),
+      version: Number(r.version),
+      state: r.state ?? {},
+      intents: r.intents.map(intent),
+      attempts: r.attempts,
+      resultHash: r.resultHash,
+      rejectionReason: r.rejectionReason,
+      correlationId: r.correlationId,
+      actionId: r.actionId,
+      workflowKey: r.workflowKey,
+    };
+  }
+
+  /** The current state; rejects with ConnectError(Code.NotFound) for an unknown key. */
+  async getState(workflowKey: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<WorkflowState> {
+    const r = await this.store.getState({ workflowKey }, { timeoutMs });
+    return {
+      workflowKey: r.workflowKey,
+      version: Number(r.version),
+      state: r.state ?? {},
+      workflowType: r.workflowType,
+      namespace: r.namespace,
+      updatedAt: date(r.updatedAt),
+    };
+  }
+
+  /** Compare-and-set: a conflict is an ordinary result, not an error. */
+  async tryCommit(input: {
+    workflowKey: string;
+    expectedVersion: number;
+    state: JsonObject;
+    workflowType?: string;
+    namespace?: string;
+    provenance?: { actionId?: string; correlationId?: string; actor?: string; reason?: string };
+    timeoutMs?: number;
+  }): Promise<CommitResult> {
+    const r = await this.store.tryCommit(
+      { ...input, expectedVersion: BigInt(input.expectedVersion) },
+      { timeoutMs: input.timeoutMs ?? DEFAULT_TIMEOUT_MS },
+    );
+    if (r.outcome.case === "committed") return { committed: true, version: Number(r.outcome.value.version) };
+    return { committed: false, currentVersion: Number(r.outcome.value?.currentVersion ?? 0) };
+  }
+
+  async shouldProcess(
+    workflowKey: string,
+    actionId: string,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+  ): Promise<{ shouldProcess: boolean; previous?: ProcessedAction }> {
+    const r = await this.dedup.shouldProcess({ workflowKey, actionId }, { timeoutMs });
+    return { shouldProcess: r.shouldProcess, previous: r.previous && processed(r.previous) };
+  }
+
+  /** Records an action id; false when a record already existed (it is kept). */
+  async recordProcessed(input: {
+    workflowKey: string;
+    actionId: string;
+    resultHash: string;
+    version: number;
+    ttlSeconds?: number;
+  }): Promise<boolean> {
+    const r = await this.dedup.recordProcessed(
+      { ...input, version: BigInt(input.version) },
+      { timeoutMs: DEFAULT_TIMEOUT_MS },
+    );
+    return r.recorded;
+  }
+
+  /** Deletes expired dedup records; resolves to how many. */
+  async cleanupExpired(timeoutMs = 30_000): Promise<number> {
+    return Number((await this.dedup.cleanupExpired({}, { timeoutMs })).deleted);
+  }
+
+  /** Queues an action; waitForCompletion(result.correlationId) gives its outcome. Retried like
+   * handleAction: a repeat of the same action id applies once. */
+  async publishAction(input: ActionInput): Promise<{ correlationId: string; actionId: string }> {
+    const action = toAction(input);
+    const r = await retrying(input, (timeoutMs) => this.bus.publishAction({ action }, { timeoutMs }));
+    return { correlationId: r.correlationId, actionId: r.actionId };
+  }
+
+  /** The outcome of a published action; rejects with Code.DeadlineExceeded when it does not
+   * finish within timeoutMs (the server's default when 0). */
+  async waitForCompletion(correlationId: string, timeoutMs = 0): Promise<Completion> {
+    // The server enforces timeoutMs; our deadline only guards against a lost server.
+    const deadline = (timeoutMs || 60_000) + 5_000;
+    const r = await this.bus.waitForCompletion({ correlationId, timeoutMs }, { timeoutMs: deadline });
+    return {
+      correlationId: r.correlationId,
+      actionId: r.actionId,
+      workflowKey: r.workflowKey,
+      status: status(r.status),
+      version: Number(r.version),
+      resultHash: r.resultHash,
+      rejectionReason: r.rejectionReason,
+    };
+  }
+
+  /** Matching events, in version order per key. Breaking out of `for await` (or aborting
+   * `signal`) cancels the stream. */
+  async *subscribe(
+    filter: { namespaces?: string[]; workflowTypes?: string[]; workflowKeys?: string[] } = {},
+    signal?: AbortSignal,
+  ): AsyncGenerator<Event> {
+    for await (const r of this.bus.subscribe({ filter }, { signal })) {
+      const kind = r.event?.kind;
+      if (!kind?.case) continue; // an event kind newer than this client
+      const m = kind.value;
+      const version = Number(kind.case === "reducerGaveUp" ? kind.value.lastSeenVersion : kind.value.version);
+      yield { kind: kind.case, workflowKey: m.workflowKey, version, message: m } as Event;
+    }
+  }
+
+  /** The projection, after waiting up to maxWaitMs for it to reach minVersion. */
+  async getProjection(workflowKey: string, minVersion = 0, maxWaitMs = 0): Promise<Projection> {
+    const r = await this.projection.getProjection(
+      { workflowKey, minVersion: BigInt(minVersion), maxWaitMs },
+      { timeoutMs: maxWaitMs + DEFAULT_TIMEOUT_MS },
+    );
+    const p = r.projection;
+    return {
+      workflowKey: p?.workflowKey ?? workflowKey,
+      version: Number(p?.version ?? 0),
+      tag: p?.tag ?? "",
+      lastAction: p?.lastAction ?? "",
+      namespace: p?.namespace ?? "",
+      updatedAt: date(p?.updatedAt),
+      indices: p?.indices ?? {},
+      extras: p?.extras ?? {},
+      fromCanonical: r.fromCanonical,
+    };
+  }
+
+  async listWatermarks(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Watermark[]> {
+    const r = await this.projection.listWatermarks({}, { timeoutMs });
+    return r.watermarks.map((w) => ({
+      topic: w.topic,
+      partition: w.partition,
+      offset: Number(w.offset),
+      updatedAt: date(w.updatedAt),
+    }));
+  }
+}
+
+function toAction(input: ActionInput) {
+  // Ids are fixed here, once, so that every retry sends the very same action.
+  return create(ActionSchema, {
+    actionId: input.actionId ?? randomUUID(),
+    workflowKey: input.workflowKey,
+    workflowType: input.workflowType,
+    actionType: input.actionType,
+    payload: input.payload ?? {},
+    correlationId: input.correlationId ?? randomUUID(),
+    namespace: input.namespace ?? "",
+  });
+}
+
+async function retrying<T>(input: ActionInput, call: (timeoutMs: number) => Promise<T>): Promise<T> {
+  const retries = input.retries ?? 3;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call(input.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    } catch (err) {
+      if (attempt >= retries || !RETRYABLE.has(ConnectError.from(err).code)) throw err;
+      // Full jitter, 50 ms doubling up to 1 s, so retrying clients spread out.
+      const capMs = Math.min(1000, 50 * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * capMs));
+    }
+  }
+}
+
+function status(value: ActionStatus): Status {
+  return (ActionStatus[value] ?? "UNSPECIFIED") as Status;
+}
+
+function intent(i: IntentPb): Intent {
+  return { intentType: i.intentType, payload: i.payload ?? {} };
+}
+
+function date(ts: Timestamp | undefined): Date | undefined {
+  return ts ? timestampDate(ts) : undefined;
+}
+
+function processed(p: ProcessedActionPb): ProcessedAction {
+  return {
+    workflowKey: p.workflowKey,
+    actionId: p.actionId,
+    resultHash: p.resultHash,
+    version: Number(p.version),
+    status: status(p.status),
+    expiresAt: date(p.expiresAt),
+  };
+}

@@ -1,0 +1,184 @@
+//! `EventBusService`: queue actions, wait for their outcomes, follow committed events.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use purereducer_api::v1::event_bus_service_server::EventBusService;
+use purereducer_api::v1::{
+    self as api, PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
+    WaitForCompletionRequest, WaitForCompletionResponse,
+};
+use purereducer_core::{ActionStatus, FieldError};
+use purereducer_storage::{Completion, Store};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::convert::parse_action;
+use crate::engine::{Engine, unknown_type};
+use crate::error::ApiError;
+use crate::hub::{Hub, PublishedEvent};
+use crate::pipeline::queue::LocalQueue;
+
+/// Serves `EventBusService`.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    engine: Arc<Engine>,
+    queue: LocalQueue,
+    hub: Arc<Hub>,
+    max_payload_bytes: usize,
+    default_timeout: Duration,
+    draining: watch::Receiver<bool>,
+}
+
+impl EventBus {
+    /// A service that queues on `queue` and waits on `hub`; subscriptions end when
+    /// `draining` turns true, so a graceful shutdown is not held open by endless streams.
+    pub fn new(
+        engine: Arc<Engine>,
+        queue: LocalQueue,
+        hub: Arc<Hub>,
+        max_payload_bytes: usize,
+        default_timeout: Duration,
+        draining: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            engine,
+            queue,
+            hub,
+            max_payload_bytes,
+            default_timeout,
+            draining,
+        }
+    }
+
+    fn store(&self) -> &Arc<dyn Store> {
+        self.engine.store()
+    }
+
+    async fn wait(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
+        // Subscribe before looking, so a completion between the two is not missed.
+        let mut completions = self.hub.completions();
+        if let Some(done) = self.store().find_completion(correlation_id).await? {
+            return Ok(done);
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let heard = tokio::time::timeout_at(deadline, completions.recv()).await;
+            let recheck = match heard {
+                Err(_) => {
+                    tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
+                    return Err(ApiError::DeadlineExceeded(format!(
+                        "action with correlation_id {correlation_id} did not complete within {} ms; wait again or check that it was published",
+                        timeout.as_millis()
+                    )));
+                }
+                Ok(Ok(heard)) => heard == correlation_id,
+                // Missed some announcements: look in the table again.
+                Ok(Err(RecvError::Lagged(_))) => true,
+                Ok(Err(RecvError::Closed)) => {
+                    return Err(ApiError::Unavailable("the server is shutting down".to_owned()));
+                }
+            };
+            if recheck && let Some(done) = self.store().find_completion(correlation_id).await? {
+                return Ok(done);
+            }
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl EventBusService for EventBus {
+    async fn publish_action(
+        &self,
+        request: Request<PublishActionRequest>,
+    ) -> Result<Response<PublishActionResponse>, Status> {
+        let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
+            .map_err(ApiError::from)?;
+        if self.engine.types().get(action.workflow_type.as_str()).is_none() {
+            return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
+        }
+        let response = PublishActionResponse {
+            correlation_id: action.correlation_id.clone(),
+            action_id: action.id.to_string(),
+        };
+        self.queue.enqueue(action).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn wait_for_completion(
+        &self,
+        request: Request<WaitForCompletionRequest>,
+    ) -> Result<Response<WaitForCompletionResponse>, Status> {
+        let request = request.into_inner();
+        if request.correlation_id.is_empty() || request.correlation_id.len() > 128 {
+            return Err(
+                ApiError::from(FieldError::new("correlation_id", "is required, at most 128 characters")).into(),
+            );
+        }
+        let timeout = match request.timeout_ms {
+            0 => self.default_timeout,
+            ms => Duration::from_millis(u64::from(ms)),
+        };
+        let done = self.wait(&request.correlation_id, timeout).await?;
+        let status = match done.status {
+            ActionStatus::Committed => api::ActionStatus::Committed,
+            ActionStatus::Duplicate => api::ActionStatus::Duplicate,
+            ActionStatus::Rejected => api::ActionStatus::Rejected,
+            ActionStatus::GaveUp => api::ActionStatus::GaveUp,
+        };
+        Ok(Response::new(WaitForCompletionResponse {
+            correlation_id: done.correlation_id,
+            action_id: done.action_id.to_string(),
+            workflow_key: done.workflow_key,
+            status: status.into(),
+            version: done.version.get(),
+            result_hash: done.result_hash,
+            rejection_reason: done.rejection_reason.unwrap_or_default(),
+        }))
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
+        let filter = request.into_inner().filter.unwrap_or_default();
+        let mut events = self.hub.events();
+        let mut draining = self.draining.clone();
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    received = events.recv() => received,
+                    _ = draining.wait_for(|draining| *draining) => return,
+                };
+                let item = match received {
+                    Ok(event) if matches(&filter, &event) => Ok(SubscribeResponse {
+                        event: Some(event.event.clone()),
+                    }),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => Err(Status::data_loss(format!(
+                        "the subscriber fell {missed} events behind and was dropped; subscribe again and re-read state"
+                    ))),
+                    Err(RecvError::Closed) => return,
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn matches(filter: &SubscriptionFilter, event: &PublishedEvent) -> bool {
+    let allows = |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
+    allows(&filter.namespaces, &event.namespace)
+        && allows(&filter.workflow_types, &event.workflow_type)
+        && allows(&filter.workflow_keys, &event.workflow_key)
+}

@@ -1,0 +1,139 @@
+//! `ProjectionService`: read-optimised views, with read-your-writes waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use purereducer_api::v1::projection_service_server::ProjectionService;
+use purereducer_api::v1::{
+    GetProjectionRequest, GetProjectionResponse, ListWatermarksRequest, ListWatermarksResponse, Projection, Watermark,
+};
+use purereducer_core::WorkflowKey;
+use purereducer_storage::{Store, StoredProjection};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use crate::convert::json_to_struct;
+use crate::error::ApiError;
+use crate::grpc::timestamp_ms;
+use crate::hub::Hub;
+
+/// Serves `ProjectionService`.
+#[derive(Debug, Clone)]
+pub struct Projections {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    max_wait: Duration,
+}
+
+impl Projections {
+    /// A service over `store`, woken by `hub`; waits are capped at `max_wait`.
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, max_wait: Duration) -> Self {
+        Self { store, hub, max_wait }
+    }
+
+    /// The projection once it reaches `min_version`, or `None` when `wait` passes first.
+    async fn await_version(
+        &self,
+        key: &str,
+        min_version: u64,
+        wait: Duration,
+    ) -> Result<Option<StoredProjection>, ApiError> {
+        let mut applied = self.hub.projections();
+        let reached =
+            |row: &Option<StoredProjection>| row.as_ref().is_some_and(|p| p.row.version.get() >= min_version.max(1));
+        let current = self.store.get_projection(key).await?;
+        if reached(&current) {
+            return Ok(current);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let relevant = match tokio::time::timeout_at(deadline, applied.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(Ok((applied_key, version))) => applied_key == key && version >= min_version,
+                Ok(Err(RecvError::Lagged(_))) => true,
+                Ok(Err(RecvError::Closed)) => return Ok(None),
+            };
+            if relevant {
+                let current = self.store.get_projection(key).await?;
+                if reached(&current) {
+                    return Ok(current);
+                }
+            }
+        }
+    }
+}
+
+fn to_proto(stored: StoredProjection) -> Projection {
+    let object = |value: Value| match value {
+        Value::Object(map) => Some(json_to_struct(&map)),
+        _ => None,
+    };
+    Projection {
+        workflow_key: stored.row.workflow_key,
+        version: stored.row.version.get(),
+        tag: stored.row.tag.unwrap_or_default(),
+        last_action: stored.row.last_action,
+        namespace: stored.row.namespace,
+        updated_at: Some(timestamp_ms(stored.updated_at_ms)),
+        indices: object(stored.row.indices),
+        extras: object(stored.row.extras),
+    }
+}
+
+#[tonic::async_trait]
+impl ProjectionService for Projections {
+    async fn get_projection(
+        &self,
+        request: Request<GetProjectionRequest>,
+    ) -> Result<Response<GetProjectionResponse>, Status> {
+        let request = request.into_inner();
+        let key = WorkflowKey::parse(&request.workflow_key).map_err(ApiError::from)?;
+        let wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(self.max_wait);
+        if let Some(found) = self.await_version(key.as_str(), request.min_version, wait).await? {
+            return Ok(Response::new(GetProjectionResponse {
+                projection: Some(to_proto(found)),
+                from_canonical: false,
+            }));
+        }
+        // Not there in time: answer from the source of truth and say so.
+        let Some(state) = self.store.get_state(&key).await.map_err(ApiError::from)? else {
+            return Err(ApiError::NotFound(format!("workflow {key} has no projection and no state")).into());
+        };
+        let tag = state.state.get("status").and_then(Value::as_str).map(str::to_owned);
+        let projection = Projection {
+            workflow_key: key.to_string(),
+            version: state.version.get(),
+            tag: tag.clone().unwrap_or_default(),
+            last_action: String::new(),
+            namespace: state.namespace,
+            updated_at: Some(timestamp_ms(state.updated_at_ms)),
+            indices: json!({"workflow_type": state.workflow_type, "status": tag})
+                .as_object()
+                .map(json_to_struct),
+            extras: Some(json_to_struct(&state.state)),
+        };
+        Ok(Response::new(GetProjectionResponse {
+            projection: Some(projection),
+            from_canonical: true,
+        }))
+    }
+
+    async fn list_watermarks(
+        &self,
+        _request: Request<ListWatermarksRequest>,
+    ) -> Result<Response<ListWatermarksResponse>, Status> {
+        let marks = self.store.list_watermarks().await.map_err(ApiError::from)?;
+        Ok(Response::new(ListWatermarksResponse {
+            watermarks: marks
+                .into_iter()
+                .map(|w| Watermark {
+                    topic: w.topic,
+                    partition: w.partition,
+                    offset: w.offset,
+                    updated_at: Some(timestamp_ms(w.updated_at_ms)),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,228 @@
+//! The in-process event pipeline: projections, waits, subscriptions and queued actions.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use purereducer_api::v1::{
+    ActionStatus, GetProjectionRequest, ListWatermarksRequest, PublishActionRequest, SubscribeRequest,
+    SubscriptionFilter, WaitForCompletionRequest, event,
+};
+use serde_json::json;
+use tonic::Code;
+
+use crate::support::{Backend, TestServer, action, handle, json, new_id, start, start_on_same_database};
+
+async fn projection(
+    server: &TestServer,
+    key: &str,
+    min_version: u64,
+    max_wait_ms: u32,
+) -> purereducer_api::v1::GetProjectionResponse {
+    server
+        .projections()
+        .get_projection(GetProjectionRequest {
+            workflow_key: key.into(),
+            min_version,
+            max_wait_ms,
+        })
+        .await
+        .expect("projection")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn get_projection_right_after_a_commit_sees_it_without_fallback() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let server = start(backend, |_| {}).await;
+        for (n, event) in [(1u64, "PENDING"), (2, "PROCESSING"), (3, "COMPLETED")] {
+            let reply = handle(
+                &server,
+                action(&new_id(), "read-your-write", "fsm", event, json!({"n": n})),
+            )
+            .await
+            .expect("commit");
+            assert_eq!(reply.version, n);
+            let seen = projection(&server, "read-your-write", reply.version, 10_000).await;
+            assert!(!seen.from_canonical, "the projection caught up within the wait");
+            let row = seen.projection.expect("row");
+            assert!(row.version >= reply.version);
+            assert_eq!(row.tag, event);
+            assert_eq!(json(row.extras.as_ref().expect("extras"))["n"], n);
+        }
+        let marks = server
+            .projections()
+            .list_watermarks(ListWatermarksRequest {})
+            .await
+            .expect("marks")
+            .into_inner();
+        assert_eq!(marks.watermarks.len(), 1);
+        assert_eq!(marks.watermarks[0].topic, "outbox");
+        assert!(marks.watermarks[0].offset >= 3);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_materializer_get_projection_falls_back_to_canonical() {
+    let server = start(Backend::Sqlite, |config| {
+        config.server.roles = vec!["canonical-store".into(), "reducer-service".into()];
+    })
+    .await;
+    let reply = handle(&server, action(&new_id(), "no-mat", "merge", "set", json!({"a": 1})))
+        .await
+        .expect("commit");
+    let started = tokio::time::Instant::now();
+    let seen = projection(&server, "no-mat", reply.version, 300).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited the full max_wait_ms first"
+    );
+    assert!(seen.from_canonical);
+    let row = seen.projection.expect("canonical answer");
+    assert_eq!(row.version, 1);
+    assert_eq!(json(row.extras.as_ref().expect("state")), json!({"a": 1}));
+    let missing = server
+        .projections()
+        .get_projection(GetProjectionRequest {
+            workflow_key: "nobody".into(),
+            min_version: 1,
+            max_wait_ms: 10,
+        })
+        .await
+        .expect_err("nothing anywhere");
+    assert_eq!(missing.code(), Code::NotFound);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn subscribe_delivers_every_commit_of_a_filtered_key_in_order() {
+    let server = start(Backend::Sqlite, |_| {}).await;
+    let filter = SubscriptionFilter {
+        workflow_keys: vec!["followed".into()],
+        ..Default::default()
+    };
+    let mut stream = server
+        .event_bus()
+        .subscribe(SubscribeRequest { filter: Some(filter) })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    for i in 0..20 {
+        handle(&server, action(&new_id(), "followed", "merge", "set", json!({"i": i})))
+            .await
+            .expect("commit");
+        handle(&server, action(&new_id(), "ignored", "merge", "set", json!({"i": i})))
+            .await
+            .expect("commit");
+    }
+    let mut versions = Vec::new();
+    while versions.len() < 20 {
+        let item = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("events keep coming");
+        let event = item.expect("stream open").expect("event").event.expect("payload");
+        match event.kind.expect("kind") {
+            event::Kind::StateCommitted(committed) => {
+                assert_eq!(committed.workflow_key, "followed");
+                versions.push(committed.version);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(versions, (1..=20).collect::<Vec<u64>>());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn published_actions_complete_and_waits_work_before_and_after_on_any_replica() {
+    let first = start(Backend::Postgres, |_| {}).await;
+    let second = start_on_same_database(&first, |config| config.server.roles = vec!["event-bus".into()]).await;
+    let correlation_id = new_id();
+    let mut queued = action(&new_id(), "queued", "merge", "set", json!({"q": 1}));
+    queued.correlation_id = correlation_id.clone();
+    let published = first
+        .event_bus()
+        .publish_action(PublishActionRequest { action: Some(queued) })
+        .await
+        .expect("publish")
+        .into_inner();
+    assert_eq!(published.correlation_id, correlation_id);
+    let wait = |server: &TestServer, timeout_ms| {
+        let mut client = server.event_bus();
+        let request = WaitForCompletionRequest {
+            correlation_id: correlation_id.clone(),
+            timeout_ms,
+        };
+        async move { client.wait_for_completion(request).await }
+    };
+    let done = wait(&first, 10_000).await.expect("completed").into_inner();
+    assert_eq!(ActionStatus::try_from(done.status), Ok(ActionStatus::Committed));
+    assert_eq!(done.version, 1);
+    // After the fact, here and on another process sharing the database.
+    assert_eq!(
+        wait(&first, 100).await.expect("again").into_inner().result_hash,
+        done.result_hash
+    );
+    assert_eq!(wait(&second, 100).await.expect("elsewhere").into_inner().version, 1);
+    let unknown = second
+        .event_bus()
+        .wait_for_completion(WaitForCompletionRequest {
+            correlation_id: "never-published".into(),
+            timeout_ms: 50,
+        })
+        .await
+        .expect_err("times out");
+    assert_eq!(unknown.code(), Code::DeadlineExceeded);
+    second.stop().await;
+    first.stop().await;
+}
+
+#[tokio::test]
+async fn queued_actions_of_one_key_apply_in_order() {
+    let server = start(Backend::Sqlite, |_| {}).await;
+    let mut correlation_ids = Vec::new();
+    for i in 0..30 {
+        let mut queued = action(
+            &new_id(),
+            "ordered",
+            "json-patch",
+            "append",
+            json!({"patch": [{"op": "add", "path": "/log/-", "value": i}]}),
+        );
+        if i == 0 {
+            queued.payload = Some(crate::support::object(
+                json!({"patch": [{"op": "add", "path": "/log", "value": [0]}]}),
+            ));
+        }
+        let reply = server
+            .event_bus()
+            .publish_action(PublishActionRequest { action: Some(queued) })
+            .await
+            .expect("publish");
+        correlation_ids.push(reply.into_inner().correlation_id);
+    }
+    let last = correlation_ids.last().expect("some").clone();
+    let done = server
+        .event_bus()
+        .wait_for_completion(WaitForCompletionRequest {
+            correlation_id: last,
+            timeout_ms: 30_000,
+        })
+        .await
+        .expect("done")
+        .into_inner();
+    assert_eq!(done.version, 30);
+    let state = server
+        .canonical()
+        .get_state(purereducer_api::v1::GetStateRequest {
+            workflow_key: "ordered".into(),
+        })
+        .await
+        .expect("state")
+        .into_inner();
+    assert_eq!(
+        json(state.state.as_ref().expect("state"))["log"],
+        json!((0..30).collect::<Vec<i32>>())
+    );
+    server.stop().await;
+}
