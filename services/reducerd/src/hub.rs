@@ -29,7 +29,7 @@ pub struct Hub {
     events: broadcast::Sender<Arc<PublishedEvent>>,
     projections: broadcast::Sender<(String, u64)>,
     completions: broadcast::Sender<String>,
-    outbox: Notify,
+    outbox: Arc<Notify>,
 }
 
 impl Default for Hub {
@@ -38,7 +38,7 @@ impl Default for Hub {
             events: broadcast::channel(CAPACITY).0,
             projections: broadcast::channel(CAPACITY).0,
             completions: broadcast::channel(CAPACITY).0,
-            outbox: Notify::new(),
+            outbox: Arc::new(Notify::new()),
         }
     }
 }
@@ -52,6 +52,11 @@ impl Hub {
     /// Tells the local pipeline that outbox rows were written.
     pub fn outbox_written(&self) {
         self.outbox.notify_one();
+    }
+
+    /// The notifier behind [`Hub::outbox_written`], for the outbox relay.
+    pub fn outbox_notify(&self) -> Arc<Notify> {
+        self.outbox.clone()
     }
 
     /// Waits until outbox rows may have been written.

@@ -44,8 +44,6 @@ use tonic::transport::Server;
 use crate::config::{Config, Validated};
 use crate::engine::Engine;
 use crate::hub::Hub;
-use crate::pipeline::local::LocalPipeline;
-use crate::pipeline::queue::LocalQueue;
 
 /// A configured server, connected to its database, ready to serve.
 #[derive(Debug, Clone)]
@@ -141,19 +139,15 @@ pub async fn serve(
         ReducerServiceServer::new(grpc::reducer::Reducer::new(engine.clone(), max_payload))
             .max_decoding_message_size(max_message)
     });
-    if !app.config.kafka.brokers.is_empty() {
-        tracing::warn!("kafka.brokers is set, but this build moves events in process only");
-    }
-    // Without Kafka the materializer role applies the outbox itself.
-    let materializer = app.runs("projection-materializer").then(|| {
-        let pipeline = LocalPipeline::new(
-            app.store.clone(),
-            hub.clone(),
-            app.config.projection.max_records,
-            std::time::Duration::from_millis(app.config.projection.batch_timeout_ms),
-        );
-        tokio::spawn(pipeline.run(stop_rx.clone()))
-    });
+    let pipeline = pipeline::start(pipeline::Context {
+        config: &app.config,
+        roles: &app.validated.roles,
+        store: app.store.clone(),
+        hub: hub.clone(),
+        engine: engine.clone(),
+        stop: stop_rx.clone(),
+    })
+    .await?;
     // Projections are read where the materializer or the canonical store runs.
     let projections = (app.runs("projection-materializer") || app.runs("canonical-store")).then(|| {
         ProjectionServiceServer::new(grpc::projection::Projections::new(
@@ -162,10 +156,7 @@ pub async fn serve(
             wait_cap,
         ))
     });
-    let mut queue_workers = Vec::new();
-    let event_bus = app.runs("event-bus").then(|| {
-        let (queue, workers) = LocalQueue::start(engine.clone(), hub.clone(), 8);
-        queue_workers = workers;
+    let event_bus = pipeline.queue.clone().map(|queue| {
         EventBusServiceServer::new(grpc::event_bus::EventBus::new(
             engine.clone(),
             queue,
@@ -224,11 +215,17 @@ pub async fn serve(
 
     // In-flight RPCs are done; let queued actions finish, then drain the outbox.
     drop(engine);
+    let pipeline::Pipeline {
+        queue,
+        queue_workers,
+        tasks,
+    } = pipeline;
+    drop(queue);
     for worker in queue_workers {
         let _ = worker.await;
     }
     let _ = stop_tx.send(true);
-    for task in [cleanup, materializer].into_iter().flatten() {
+    for task in tasks.into_iter().chain(cleanup) {
         let _ = task.await;
     }
     tracing::info!("reducerd stopped");

@@ -82,6 +82,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The outcome of a queued action, if it has completed.
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>>;
+
+    /// Tries to become the one holder of `name` among every process on this database
+    /// (for the outbox relay). The returned guard holds it until dropped; `None` means
+    /// another process holds it.
+    async fn try_singleton(&self, name: &str) -> StorageResult<Option<Singleton>>;
+
+    /// Notifications other processes send on [`channels`], as (channel, payload); `None`
+    /// for a backend whose processes cannot share a database (SQLite).
+    async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>>;
+}
+
+/// Proof of holding a singleton; dropping it lets another process take over.
+pub struct Singleton(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl std::fmt::Debug for Singleton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Singleton")
+    }
 }
 
 /// Opens the store a database URL names: `postgres://` or `postgresql://` for PostgreSQL,

@@ -21,13 +21,13 @@ use crate::convert::parse_action;
 use crate::engine::{Engine, unknown_type};
 use crate::error::ApiError;
 use crate::hub::{Hub, PublishedEvent};
-use crate::pipeline::queue::LocalQueue;
+use crate::pipeline::ActionQueue;
 
 /// Serves `EventBusService`.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     engine: Arc<Engine>,
-    queue: LocalQueue,
+    queue: ActionQueue,
     hub: Arc<Hub>,
     max_payload_bytes: usize,
     default_timeout: Duration,
@@ -39,7 +39,7 @@ impl EventBus {
     /// `draining` turns true, so a graceful shutdown is not held open by endless streams.
     pub fn new(
         engine: Arc<Engine>,
-        queue: LocalQueue,
+        queue: ActionQueue,
         hub: Arc<Hub>,
         max_payload_bytes: usize,
         default_timeout: Duration,

@@ -90,13 +90,7 @@ impl LocalPipeline {
             .collect();
         let stats = self.store.apply_projections(&updates).await?;
         *next_offset = Some(first + i64::try_from(rows.len()).unwrap_or(i64::MAX));
-        if stats.duplicates > 0 || stats.regressions > 0 {
-            tracing::info!(
-                duplicates = stats.duplicates,
-                regressions = stats.regressions,
-                "projection events skipped"
-            );
-        }
+        super::log_skips(&stats);
         for (key, version) in stats.applied {
             self.hub.projection_applied(key, version.get());
         }

@@ -2,7 +2,233 @@
 //!
 //! Without Kafka ([`local`]) one task reads the outbox in order, applies projections with
 //! their watermark, fans events out to subscribers and marks the rows published; queued
-//! actions run on in-process workers ([`queue`]).
+//! actions run on in-process workers ([`queue`]). With Kafka ([`kafka`]) the outbox relay
+//! publishes, group consumers apply, and a tail consumer feeds subscriptions.
 
+pub mod kafka;
 pub mod local;
 pub mod queue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use purereducer_bus::Topics;
+use purereducer_bus::consumer::{group_consumer, tail_consumer};
+use purereducer_bus::relay::OutboxRelay;
+use purereducer_core::Action;
+use purereducer_storage::{Store, channels};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::hub::Hub;
+
+/// Where `PublishAction` puts actions.
+#[derive(Debug, Clone)]
+pub enum ActionQueue {
+    /// In-process workers (no Kafka).
+    Local(queue::LocalQueue),
+    /// The actions topic.
+    Kafka(kafka::KafkaQueue),
+}
+
+impl ActionQueue {
+    /// Queues an action behind the earlier actions of its key.
+    pub async fn enqueue(&self, action: Action) -> Result<(), ApiError> {
+        match self {
+            Self::Local(queue) => queue.enqueue(action).await,
+            Self::Kafka(queue) => queue.enqueue(&action).await,
+        }
+    }
+}
+
+/// The running pipeline of one process.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    /// The queue `PublishAction` uses, when this process runs the event bus.
+    pub queue: Option<ActionQueue>,
+    /// Workers that stop once the queue is dropped and drained.
+    pub queue_workers: Vec<JoinHandle<()>>,
+    /// Tasks that stop when the stop signal turns true.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// What the pipeline needs from the server.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// Configuration.
+    pub config: &'a Config,
+    /// Roles this process runs.
+    pub roles: &'a [String],
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Local fan-out.
+    pub hub: Arc<Hub>,
+    /// The action engine.
+    pub engine: Arc<Engine>,
+    /// Turns true when the server stops.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Context<'_> {
+    fn runs(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Starts the pipeline parts of this process's roles.
+pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
+    let mut pipeline = Pipeline::default();
+    if let Some(notes) = context.store.notifications().await? {
+        pipeline
+            .tasks
+            .push(tokio::spawn(bridge(notes, context.hub.clone(), context.stop.clone())));
+    }
+    let projection = &context.config.projection;
+    let batch_timeout = Duration::from_millis(projection.batch_timeout_ms);
+    let brokers = context.config.kafka.brokers.trim().to_owned();
+    if brokers.is_empty() {
+        if context.runs("projection-materializer") {
+            let local = local::LocalPipeline::new(
+                context.store.clone(),
+                context.hub.clone(),
+                projection.max_records,
+                batch_timeout,
+            );
+            pipeline.tasks.push(tokio::spawn(local.run(context.stop.clone())));
+        }
+        if context.runs("event-bus") {
+            let (queue, workers) = queue::LocalQueue::start(context.engine.clone(), context.hub.clone(), 8);
+            pipeline.queue = Some(ActionQueue::Local(queue));
+            pipeline.queue_workers = workers;
+        }
+        return Ok(pipeline);
+    }
+
+    let kafka = &context.config.kafka;
+    let topics = Topics {
+        state_committed: kafka.state_committed_topic.clone(),
+        reducer_gave_up: kafka.reducer_gave_up_topic.clone(),
+        intents: kafka.intents_topic.clone(),
+        actions: kafka.actions_topic.clone(),
+        dead_letter: kafka.dead_letter_topic.clone(),
+        partitions: kafka.partitions,
+    };
+    purereducer_bus::topics::ensure_topics(&brokers, &topics).await?;
+    if context.runs("canonical-store") || context.runs("reducer-service") {
+        let producer = purereducer_bus::reliable_producer(&brokers, "reducerd-relay")?;
+        let relay = OutboxRelay::new(
+            context.store.clone(),
+            producer,
+            topics.clone(),
+            u32::try_from(projection.max_records).unwrap_or(500),
+            batch_timeout,
+            context.hub.outbox_notify(),
+        );
+        pipeline.tasks.push(tokio::spawn(run_relay(
+            relay,
+            context.store.clone(),
+            context.stop.clone(),
+        )));
+    }
+    if context.runs("projection-materializer") {
+        let materializer = kafka::KafkaMaterializer {
+            consumer: group_consumer(&brokers, &projection.consumer_group, &[topics.state_committed.as_str()])?,
+            dead_letters: purereducer_bus::reliable_producer(&brokers, "reducerd-dead-letters")?,
+            topics: topics.clone(),
+            store: context.store.clone(),
+            hub: context.hub.clone(),
+            max_records: projection.max_records,
+            batch_timeout,
+        };
+        pipeline
+            .tasks
+            .push(tokio::spawn(materializer.run(context.stop.clone())));
+    }
+    if context.runs("reducer-service") {
+        let consumer = group_consumer(&brokers, "reducer-service", &[topics.actions.as_str()])?;
+        let max_payload = context.config.server.max_payload_bytes;
+        pipeline.tasks.push(tokio::spawn(kafka::run_action_consumer(
+            consumer,
+            context.engine.clone(),
+            context.hub.clone(),
+            max_payload,
+            context.stop.clone(),
+        )));
+    }
+    if context.runs("event-bus") {
+        let feed = tail_consumer(
+            &brokers,
+            &[&topics.state_committed, &topics.reducer_gave_up, &topics.intents],
+        )?;
+        pipeline.tasks.push(tokio::spawn(kafka::run_event_feed(
+            feed,
+            context.hub.clone(),
+            context.stop.clone(),
+        )));
+        let producer = purereducer_bus::reliable_producer(&brokers, "reducerd-actions")?;
+        pipeline.queue = Some(ActionQueue::Kafka(kafka::KafkaQueue {
+            producer,
+            topic: topics.actions.clone(),
+        }));
+    }
+    Ok(pipeline)
+}
+
+/// Runs the relay while this process holds the relay singleton; stands by otherwise.
+async fn run_relay(relay: OutboxRelay, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match store.try_singleton("purereducer-outbox-relay").await {
+            Ok(Some(_held)) => {
+                tracing::info!("outbox relay active");
+                relay.run(stop).await;
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot take the relay lock"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Forwards database notifications from other processes to local waiters.
+async fn bridge(
+    mut notes: tokio::sync::mpsc::Receiver<(String, String)>,
+    hub: Arc<Hub>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let note = tokio::select! {
+            note = notes.recv() => note,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let Some((channel, payload)) = note else { return };
+        if channel == channels::COMPLETION {
+            hub.completed(payload);
+        } else if channel == channels::PROJECTION
+            && let Some((version, key)) = payload.split_once(':')
+            && let Ok(version) = version.parse()
+        {
+            hub.projection_applied(key.to_owned(), version);
+        }
+    }
+}
+
+/// Logs what a projection batch skipped.
+pub(crate) fn log_skips(stats: &purereducer_storage::ApplyStats) {
+    if stats.duplicates > 0 {
+        tracing::info!(duplicates = stats.duplicates, "projection events skipped as duplicates");
+    }
+    if stats.regressions > 0 {
+        // Operators search the materializer's log for this text.
+        tracing::warn!(
+            regressions = stats.regressions,
+            "Watermark regression: events older than the projection arrived"
+        );
+    }
+}

@@ -53,30 +53,35 @@ impl LocalQueue {
 
 async fn work(mut queue: mpsc::Receiver<Action>, engine: Arc<Engine>, hub: Arc<Hub>) {
     while let Some(action) = queue.recv().await {
-        let completion = match engine.handle(&action).await {
-            Ok(outcome) => Completion {
-                correlation_id: action.correlation_id.clone(),
-                action_id: action.id,
-                workflow_key: action.key.to_string(),
-                status: outcome.status,
-                version: outcome.version,
-                result_hash: outcome.result_hash,
-                rejection_reason: outcome.rejection_reason,
-            },
-            // A queued action that cannot be applied at all is reported as refused.
-            Err(err) => Completion {
-                correlation_id: action.correlation_id.clone(),
-                action_id: action.id,
-                workflow_key: action.key.to_string(),
-                status: ActionStatus::Rejected,
-                version: Version::NONE,
-                result_hash: String::new(),
-                rejection_reason: Some(err.to_string()),
-            },
-        };
-        record(engine.store(), &completion).await;
-        hub.completed(completion.correlation_id);
+        complete(&engine, &hub, &action).await;
     }
+}
+
+/// Applies a queued action, records its completion and announces it.
+pub async fn complete(engine: &Engine, hub: &Hub, action: &Action) {
+    let completion = match engine.handle(action).await {
+        Ok(outcome) => Completion {
+            correlation_id: action.correlation_id.clone(),
+            action_id: action.id,
+            workflow_key: action.key.to_string(),
+            status: outcome.status,
+            version: outcome.version,
+            result_hash: outcome.result_hash,
+            rejection_reason: outcome.rejection_reason,
+        },
+        // A queued action that cannot be applied at all is reported as refused.
+        Err(err) => Completion {
+            correlation_id: action.correlation_id.clone(),
+            action_id: action.id,
+            workflow_key: action.key.to_string(),
+            status: ActionStatus::Rejected,
+            version: Version::NONE,
+            result_hash: String::new(),
+            rejection_reason: Some(err.to_string()),
+        },
+    };
+    record(engine.store(), &completion).await;
+    hub.completed(completion.correlation_id);
 }
 
 async fn record(store: &Arc<dyn Store>, completion: &Completion) {

@@ -6,5 +6,6 @@ mod concurrency;
 mod dedup;
 mod grpcurl;
 mod handle_action;
+mod kafka;
 mod pipeline;
 mod support;

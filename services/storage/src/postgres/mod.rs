@@ -233,6 +233,14 @@ impl Store for PgStore {
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
         pipeline::find_completion(&self.pool, correlation_id).await
     }
+
+    async fn try_singleton(&self, name: &str) -> StorageResult<Option<crate::Singleton>> {
+        pipeline::try_singleton(&self.pool, name).await
+    }
+
+    async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>> {
+        pipeline::notifications(&self.pool).await.map(Some)
+    }
 }
 
 /// Writes the new state if the stored version is `expected`; false on a version mismatch.

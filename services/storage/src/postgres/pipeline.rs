@@ -212,3 +212,48 @@ pub(super) async fn find_completion(pool: &PgPool, correlation_id: &str) -> Stor
 fn version_param(version: Version) -> i64 {
     i64::try_from(version.get()).unwrap_or(i64::MAX)
 }
+
+pub(super) async fn try_singleton(pool: &PgPool, name: &str) -> StorageResult<Option<crate::Singleton>> {
+    use sqlx::Connection;
+    // A session-level lock on a connection taken out of the pool: closing the connection
+    // (dropping the guard) releases it, also when the process dies.
+    let mut conn = pool.acquire().await?.detach();
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await?;
+    if held {
+        return Ok(Some(crate::Singleton(Box::new(conn))));
+    }
+    let _ = conn.close().await;
+    Ok(None)
+}
+
+pub(super) async fn notifications(pool: &PgPool) -> StorageResult<tokio::sync::mpsc::Receiver<(String, String)>> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener
+        .listen_all([channels::PROJECTION, channels::COMPLETION])
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            match listener.recv().await {
+                Ok(note) => {
+                    if tx
+                        .send((note.channel().to_owned(), note.payload().to_owned()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                // The listener reconnects by itself on the next recv.
+                Err(err) => {
+                    tracing::warn!(error = %err, "database notifications interrupted; reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -219,6 +219,15 @@ impl Store for SqliteStore {
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
         pipeline::find_completion(&self.pool, correlation_id).await
     }
+
+    async fn try_singleton(&self, _name: &str) -> StorageResult<Option<crate::Singleton>> {
+        // One process owns a SQLite file.
+        Ok(Some(crate::Singleton(Box::new(()))))
+    }
+
+    async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>> {
+        Ok(None)
+    }
 }
 
 async fn write_state(

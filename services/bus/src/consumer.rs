@@ -1,0 +1,92 @@
+//! Consumers that take messages in batches and commit offsets only when told the batch is
+//! durable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{BusError, client_config};
+
+/// A group member with manual commits, starting from the earliest offset when the group
+/// has none.
+pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
+    let consumer: StreamConsumer = client_config(brokers, group)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    consumer.subscribe(topics)?;
+    Ok(consumer)
+}
+
+/// A consumer outside any group, positioned at the current end of every partition of
+/// `topics`: it sees exactly what is published from now on.
+pub fn tail_consumer(brokers: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
+    let consumer: StreamConsumer = client_config(brokers, "reducerd-tail")
+        .set("group.id", "reducerd-tail")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(high))?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// Up to `max` messages: waits for the first as long as it takes, then gathers more for
+/// at most `linger`.
+pub async fn next_batch(
+    consumer: &StreamConsumer,
+    max: usize,
+    linger: Duration,
+) -> Result<Vec<OwnedMessage>, BusError> {
+    let first = consumer.recv().await?.detach();
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => batch.push(message.detach()),
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => break,
+        }
+    }
+    Ok(batch)
+}
+
+/// Commits the offsets after `batch` (call only once the batch's effects are durable).
+pub fn commit_batch(consumer: &StreamConsumer, batch: &[OwnedMessage]) -> Result<(), BusError> {
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic().to_owned(), message.partition()))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset() + 1);
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
+    }
+    consumer.commit(&offsets, CommitMode::Async)?;
+    Ok(())
+}
+
+/// A text header of a message.
+pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}

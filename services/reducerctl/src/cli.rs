@@ -1,0 +1,192 @@
+//! Flags and subcommands. Names follow the RPCs they call, so the runbook's vocabulary and
+//! `reducerctl --help` read the same.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Operator CLI for Pure Reducer: one gRPC call per command against a live reducerd.
+#[derive(Debug, Parser)]
+#[command(name = "reducerctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Address of reducerd's gRPC endpoint (`http://` is assumed when no scheme is given).
+    #[arg(
+        long,
+        env = "REDUCERCTL_ADDR",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    pub addr: String,
+    /// Print one JSON object per line instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Deadline of the call in milliseconds (default 10000). For `wait` it is how long the
+    /// server waits for the outcome; for `subscribe`, how long to follow the stream.
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// One subcommand per RPC (dedup groups its two).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a workflow's current state and version (CanonicalStoreService.GetState).
+    GetState {
+        /// The workflow key.
+        workflow_key: String,
+    },
+    /// Apply an action exactly once (ReducerService.HandleAction); retried on UNAVAILABLE
+    /// with the same action id, which is safe because the server deduplicates it.
+    HandleAction(ActionArgs),
+    /// Commit a whole state if the stored version is still the expected one
+    /// (CanonicalStoreService.TryCommit). A conflict is an answer, not an error: exit 0.
+    TryCommit(TryCommitArgs),
+    /// Read a workflow's projection, optionally waiting for a version
+    /// (ProjectionService.GetProjection).
+    GetProjection(GetProjectionArgs),
+    /// List how far the materializer has applied each topic partition
+    /// (ProjectionService.ListWatermarks).
+    Watermarks,
+    /// Inspect and clean up dedup records (ActionDedupService).
+    Dedup {
+        /// Which dedup operation.
+        #[command(subcommand)]
+        command: DedupCommand,
+    },
+    /// Queue an action and print its correlation id (EventBusService.PublishAction).
+    Publish(ActionArgs),
+    /// Wait for the outcome of a published action (EventBusService.WaitForCompletion);
+    /// `--timeout-ms` is the wait, the server's `timeout_seconds` when not given.
+    Wait {
+        /// The correlation id `publish` printed.
+        correlation_id: String,
+    },
+    /// Follow committed events, one line per event (EventBusService.Subscribe).
+    Subscribe(SubscribeArgs),
+    /// Ask the standard gRPC health service; exit 1 unless it answers SERVING.
+    Health {
+        /// A service name such as `purereducer.v1.ReducerService`; the whole server when empty.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+}
+
+/// What an action consists of, shared by `handle-action` and `publish`.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// The workflow key.
+    pub workflow_key: String,
+    /// Declared workflow type; it names the reducer (for example `merge` or `fsm`).
+    #[arg(long = "type", value_name = "WORKFLOW_TYPE")]
+    pub workflow_type: String,
+    /// Action type, interpreted by the reducer (for an fsm, the event).
+    #[arg(long = "action", value_name = "ACTION_TYPE")]
+    pub action_type: String,
+    /// Action data: a JSON object.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub payload: String,
+    /// Action id (UUID); a new v4 UUID when not given. Reuse it to resend safely.
+    #[arg(long, value_name = "UUID")]
+    pub action_id: Option<String>,
+    /// Tenant namespace; the server uses `default` when not given.
+    #[arg(long, value_name = "NS", default_value = "")]
+    pub namespace: String,
+    /// Correlation id carried into every event; the server makes one when not given.
+    #[arg(long, value_name = "ID", default_value = "")]
+    pub correlation_id: String,
+}
+
+/// Arguments of `try-commit`.
+#[derive(Debug, Args)]
+pub struct TryCommitArgs {
+    /// The workflow key.
+    pub workflow_key: String,
+    /// The version last read; 0 creates a workflow that must not exist yet.
+    #[arg(long, value_name = "N")]
+    pub expected_version: u64,
+    /// The whole next state: a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub state: String,
+    /// Workflow type; set on creation, must match afterwards when given.
+    #[arg(long = "type", value_name = "WORKFLOW_TYPE", default_value = "")]
+    pub workflow_type: String,
+    /// Namespace; set on creation, must match afterwards when given.
+    #[arg(long, value_name = "NS", default_value = "")]
+    pub namespace: String,
+}
+
+/// Arguments of `get-projection`.
+#[derive(Debug, Args)]
+pub struct GetProjectionArgs {
+    /// The workflow key.
+    pub workflow_key: String,
+    /// Wait until the projection has at least this version (0: do not wait).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_version: u64,
+    /// Longest wait for `--min-version`; after it the answer comes from the canonical state.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub max_wait_ms: u32,
+}
+
+/// The two dedup operations.
+#[derive(Debug, Subcommand)]
+pub enum DedupCommand {
+    /// Whether an action id is new for a workflow (ActionDedupService.ShouldProcess).
+    ShouldProcess {
+        /// The workflow key.
+        workflow_key: String,
+        /// The action id (UUID).
+        action_id: String,
+    },
+    /// Delete expired dedup records now and print how many (ActionDedupService.CleanupExpired).
+    Cleanup,
+}
+
+/// Arguments of `subscribe`; empty lists match everything, given lists must all match.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Only events of this namespace (repeatable).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Only events of this workflow type (repeatable).
+    #[arg(long = "workflow-type", value_name = "T")]
+    pub workflow_types: Vec<String>,
+    /// Only events of this workflow key (repeatable).
+    #[arg(long = "key", value_name = "K")]
+    pub workflow_keys: Vec<String>,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_are_accepted_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["reducerctl", "wait", "c-1", "--timeout-ms", "250", "--json"])
+            .expect("valid command line");
+        assert_eq!(cli.timeout_ms, Some(250));
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Wait { correlation_id } if correlation_id == "c-1"));
+    }
+
+    #[test]
+    fn subscribe_filters_repeat() {
+        let cli = Cli::try_parse_from(["reducerctl", "subscribe", "--key", "a", "--key", "b", "--limit", "2"])
+            .expect("valid command line");
+        let Command::Subscribe(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.workflow_keys, ["a", "b"]);
+        assert_eq!(args.limit, Some(2));
+    }
+}

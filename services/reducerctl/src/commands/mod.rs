@@ -1,0 +1,52 @@
+//! One module per service group; each turns its subcommands into calls and prints the answers.
+
+mod action;
+mod bus;
+mod dedup;
+mod health;
+mod projection;
+mod state;
+
+use purereducer_api::v1::ActionStatus;
+
+use crate::cli::{Cli, Command};
+use crate::client::Connection;
+use crate::error::CliError;
+use crate::output::Printer;
+
+/// Runs the parsed command line against the server at `--addr`.
+pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
+    let connection = Connection::new(&cli.addr, cli.timeout_ms)?;
+    match cli.command {
+        Command::GetState { workflow_key } => state::get_state(&connection, printer, workflow_key).await,
+        Command::TryCommit(args) => state::try_commit(&connection, printer, args).await,
+        Command::HandleAction(args) => action::handle_action(&connection, printer, args).await,
+        Command::GetProjection(args) => projection::get_projection(&connection, printer, args).await,
+        Command::Watermarks => projection::watermarks(&connection, printer).await,
+        Command::Dedup { command } => dedup::run(&connection, printer, command).await,
+        Command::Publish(args) => bus::publish(&connection, printer, args).await,
+        Command::Wait { correlation_id } => bus::wait(&connection, printer, correlation_id).await,
+        Command::Subscribe(args) => bus::subscribe(&connection, printer, args).await,
+        Command::Health { service } => health::check(&connection, printer, service).await,
+    }
+}
+
+/// An action status without its `ACTION_STATUS_` prefix (`COMMITTED`, `DUPLICATE`, …).
+fn status_name(status: i32) -> String {
+    match ActionStatus::try_from(status) {
+        Ok(known) => known.as_str_name().trim_start_matches("ACTION_STATUS_").to_owned(),
+        Err(_) => format!("UNKNOWN({status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_print_without_their_prefix() {
+        assert_eq!(status_name(ActionStatus::Committed.into()), "COMMITTED");
+        assert_eq!(status_name(ActionStatus::GaveUp.into()), "GAVE_UP");
+        assert_eq!(status_name(99), "UNKNOWN(99)");
+    }
+}

@@ -1,0 +1,303 @@
+//! The pipeline with Kafka: the materializer and the queued-action consumer are group
+//! members that commit offsets only after their database work; the event feed tails the
+//! event topics for `Subscribe`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use purereducer_api::v1;
+use purereducer_bus::Topics;
+use purereducer_bus::consumer::{commit_batch, header, next_batch};
+use purereducer_storage::{ProjectionUpdate, StorageError, Store};
+use rdkafka::Message as _;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use crate::convert::parse_action;
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::pipeline::queue::complete;
+use crate::projection::{decode, row_of};
+
+/// Attempts at a failing event before it goes to the dead-letter topic.
+const POISON_ATTEMPTS: u32 = 3;
+
+/// Applies `StateCommitted` events from Kafka to the projection tables.
+pub struct KafkaMaterializer {
+    /// Group member on the state-committed topic.
+    pub consumer: StreamConsumer,
+    /// Producer for the dead-letter topic.
+    pub dead_letters: FutureProducer,
+    /// Topic names.
+    pub topics: Topics,
+    /// The store the projection lives in.
+    pub store: Arc<dyn Store>,
+    /// Wakes local waiters.
+    pub hub: Arc<Hub>,
+    /// Largest batch.
+    pub max_records: usize,
+    /// Longest wait for a batch to fill.
+    pub batch_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaMaterializer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaMaterializer")
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+impl KafkaMaterializer {
+    /// Consumes until `stop` turns true; a batch in progress is finished first.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let batch = tokio::select! {
+                batch = next_batch(&self.consumer, self.max_records, self.batch_timeout) => batch,
+                _ = stop.wait_for(|stop| *stop) => return,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "consume failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            self.apply(&batch).await;
+            if let Err(err) = commit_batch(&self.consumer, &batch) {
+                // The database already has the batch; a redelivery is skipped by watermark.
+                tracing::warn!(error = %err, "offset commit failed");
+            }
+        }
+    }
+
+    /// Applies a batch durably; never returns before every event is applied or dead-lettered.
+    async fn apply(&self, batch: &[OwnedMessage]) {
+        let mut updates = Vec::with_capacity(batch.len());
+        for message in batch {
+            match self.update_of(message) {
+                Ok(update) => updates.push(update),
+                Err(reason) => updates.push(self.dead_letter(message, &reason).await),
+            }
+        }
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.store.apply_projections(&updates).await {
+                Ok(stats) => {
+                    self.announce(stats);
+                    return;
+                }
+                // An outage only delays: never skip past events because the database is down.
+                Err(StorageError::Unavailable(detail)) => {
+                    tracing::warn!(%detail, "database unavailable; retrying the batch");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
+                }
+                Err(err) if attempt < POISON_ATTEMPTS => {
+                    tracing::warn!(error = %err, attempt, "batch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "batch keeps failing; isolating the failing events");
+                    return self.apply_one_by_one(batch, updates).await;
+                }
+            }
+        }
+    }
+
+    async fn apply_one_by_one(&self, batch: &[OwnedMessage], updates: Vec<ProjectionUpdate>) {
+        for (message, update) in batch.iter().zip(updates) {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.store.apply_projections(std::slice::from_ref(&update)).await {
+                    Ok(stats) => {
+                        self.announce(stats);
+                        break;
+                    }
+                    Err(StorageError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(err) if attempt < POISON_ATTEMPTS => {
+                        tracing::warn!(error = %err, attempt, "event failed; retrying")
+                    }
+                    Err(err) => {
+                        let skip = self.dead_letter(message, &err.to_string()).await;
+                        while let Err(err) = self.store.apply_projections(std::slice::from_ref(&skip)).await {
+                            tracing::warn!(error = %err, "cannot move the watermark past a dead-lettered event; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn update_of(&self, message: &OwnedMessage) -> Result<ProjectionUpdate, String> {
+        let payload = message.payload().ok_or("message has no payload")?;
+        let event = decode(payload).map_err(|err| err.to_string())?;
+        let row = match &event.event.kind {
+            Some(v1::event::Kind::StateCommitted(committed)) => Some(row_of(committed).map_err(|err| err.to_string())?),
+            _ => None,
+        };
+        Ok(ProjectionUpdate {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            row,
+        })
+    }
+
+    /// Sends a message to the dead-letter topic (waiting for delivery) and returns the
+    /// update that moves the watermark past it.
+    async fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> ProjectionUpdate {
+        tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %reason, "event dead-lettered");
+        let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "error",
+                value: Some(reason.as_bytes()),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some(source.as_bytes()),
+            });
+        let key = message.key().unwrap_or_default();
+        let payload = message.payload().unwrap_or_default();
+        loop {
+            let record = FutureRecord::to(&self.topics.dead_letter)
+                .key(key)
+                .payload(payload)
+                .headers(headers.clone());
+            match self.dead_letters.send(record, Duration::from_secs(30)).await {
+                Ok(_) => break,
+                Err((err, _)) => {
+                    tracing::warn!(error = %err, "dead-letter publish failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        ProjectionUpdate {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            row: None,
+        }
+    }
+
+    fn announce(&self, stats: purereducer_storage::ApplyStats) {
+        super::log_skips(&stats);
+        for (key, version) in stats.applied {
+            self.hub.projection_applied(key, version.get());
+        }
+    }
+}
+
+/// Applies actions queued on the actions topic, one at a time in partition order.
+pub async fn run_action_consumer(
+    consumer: StreamConsumer,
+    engine: Arc<Engine>,
+    hub: Arc<Hub>,
+    max_payload: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let message = tokio::select! {
+            message = consumer.recv() => message.map(|m| m.detach()),
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        let message = match message {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(error = %err, "consume failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let decoded = v1::Action::decode(message.payload().unwrap_or_default())
+            .map_err(|err| format!("undecodable action: {err}"))
+            .and_then(|raw| {
+                parse_action(Some(&raw), "action", max_payload).map_err(|errors| ApiError::from(errors).to_string())
+            });
+        match decoded {
+            Ok(action) => complete(&engine, &hub, &action).await,
+            Err(reason) => {
+                let correlation_id = header(&message, "correlation_id").unwrap_or_default();
+                tracing::error!(%reason, %correlation_id, "queued action cannot be applied; skipped");
+            }
+        }
+        if let Err(err) = commit_batch(&consumer, std::slice::from_ref(&message)) {
+            tracing::warn!(error = %err, "offset commit failed");
+        }
+    }
+}
+
+/// Feeds `Subscribe` from the event topics.
+pub async fn run_event_feed(consumer: StreamConsumer, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let message = tokio::select! {
+            message = consumer.recv() => message.map(|m| m.detach()),
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match message {
+            Ok(message) => match decode(message.payload().unwrap_or_default()) {
+                Ok(event) => hub.publish_event(event),
+                Err(err) => tracing::warn!(error = %err, "undecodable event on an event topic"),
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "event feed consume failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Queues actions on the actions topic for `PublishAction`.
+#[derive(Clone)]
+pub struct KafkaQueue {
+    /// Producer for the actions topic.
+    pub producer: FutureProducer,
+    /// The actions topic.
+    pub topic: String,
+}
+
+impl std::fmt::Debug for KafkaQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaQueue").field("topic", &self.topic).finish()
+    }
+}
+
+impl KafkaQueue {
+    /// Publishes the action, keyed by workflow key, and returns once Kafka has it.
+    pub async fn enqueue(&self, action: &purereducer_core::Action) -> Result<(), ApiError> {
+        let payload = v1::Action {
+            action_id: action.id.to_string(),
+            workflow_key: action.key.to_string(),
+            workflow_type: action.workflow_type.to_string(),
+            action_type: action.action_type.to_string(),
+            payload: Some(crate::convert::json_to_struct(&action.payload)),
+            correlation_id: action.correlation_id.clone(),
+            namespace: action.namespace.to_string(),
+        }
+        .encode_to_vec();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "correlation_id",
+            value: Some(action.correlation_id.as_bytes()),
+        });
+        let record = FutureRecord::to(&self.topic)
+            .key(action.key.as_str())
+            .payload(&payload)
+            .headers(headers);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(err, _)| {
+                ApiError::Unavailable(format!("kafka did not accept the action ({err}); publish it again"))
+            })
+    }
+}
