@@ -18,6 +18,19 @@ scripts/tools.sh
 export PURE_REDUCER_TEST_DATABASE_URL=${PURE_REDUCER_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export GRPCURL="$root/.tools/venv/bin/grpcurl"
 
+step "start a Kafka-protocol broker (tansu, in memory) for the end-to-end tests"
+broker_port=${PURE_REDUCER_TEST_BROKER_PORT:-19092}
+PATH="$HOME/.cargo/bin:$PATH" tansu broker --storage-engine memory://tansu/ \
+  --listener-url "tcp://127.0.0.1:$broker_port" --advertised-listener-url "tcp://127.0.0.1:$broker_port" \
+  >"$logs/tansu.log" 2>&1 &
+broker_pid=$!
+trap 'kill "$broker_pid" 2>/dev/null; rm -rf "$logs"' EXIT
+for _ in $(seq 1 100); do
+  (echo >"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break
+  sleep 0.1
+done
+export PURE_REDUCER_TEST_KAFKA="127.0.0.1:$broker_port"
+
 step "drop databases left by earlier test runs"
 psql "$PURE_REDUCER_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'prt\_%'" |
   while read -r db; do psql "$PURE_REDUCER_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null; done

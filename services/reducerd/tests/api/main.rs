@@ -1,6 +1,7 @@
 //! End-to-end tests of reducerd through its gRPC API, on real PostgreSQL and SQLite.
 
 mod bad_input;
+mod broker;
 mod canonical_store;
 mod concurrency;
 mod dedup;
