@@ -33,7 +33,7 @@ export PURE_REDUCER_TEST_KAFKA="127.0.0.1:$broker_port"
 
 step "drop databases left by earlier test runs"
 psql "$PURE_REDUCER_TEST_DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'prt\_%'" |
-  while read -r db; do psql "$PURE_REDUCER_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null; done
+  while read -r db; do psql "$PURE_REDUCER_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
 
 step "buf lint and format"
 buf="$root/.tools/node/node_modules/.bin/buf"

@@ -61,4 +61,5 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 cd "$repo_root"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider "$repo_root/deploy/tests/test_deploy.py" "$@"
+# Only this directory: its test_*.py modules and conftest.py, nothing elsewhere in the repo.
+exec "$venv/bin/python" -m pytest -p no:cacheprovider "$repo_root/deploy/tests" "$@"
