@@ -9,6 +9,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# cargo install puts tansu here.
+export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf 'tools: %s\n' "$*" >&2; }
 
 BUF_VERSION=1.75.0
