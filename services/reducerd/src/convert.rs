@@ -80,6 +80,16 @@ fn json_to_value(value: &serde_json::Value) -> Value {
     Value { kind: Some(kind) }
 }
 
+/// The API form of an action status.
+pub fn status_to_proto(status: purereducer_core::ActionStatus) -> v1::ActionStatus {
+    match status {
+        purereducer_core::ActionStatus::Committed => v1::ActionStatus::Committed,
+        purereducer_core::ActionStatus::Duplicate => v1::ActionStatus::Duplicate,
+        purereducer_core::ActionStatus::Rejected => v1::ActionStatus::Rejected,
+        purereducer_core::ActionStatus::GaveUp => v1::ActionStatus::GaveUp,
+    }
+}
+
 /// Converts domain intents to the API's.
 pub fn intents_to_proto(intents: &[Intent]) -> Vec<v1::Intent> {
     intents

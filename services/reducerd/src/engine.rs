@@ -417,12 +417,7 @@ pub fn unknown_type(types: &WorkflowTypes, name: &str) -> ApiError {
 
 /// The API form of an outcome.
 pub fn outcome_to_proto(action: &Action, outcome: Outcome) -> api::HandleActionResponse {
-    let status = match outcome.status {
-        ActionStatus::Committed => api::ActionStatus::Committed,
-        ActionStatus::Duplicate => api::ActionStatus::Duplicate,
-        ActionStatus::Rejected => api::ActionStatus::Rejected,
-        ActionStatus::GaveUp => api::ActionStatus::GaveUp,
-    };
+    let status = crate::convert::status_to_proto(outcome.status);
     api::HandleActionResponse {
         status: status.into(),
         version: outcome.version.get(),

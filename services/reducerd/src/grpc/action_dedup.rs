@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use purereducer_api::v1::action_dedup_service_server::ActionDedupService;
 use purereducer_api::v1::{
-    self as api, CleanupExpiredRequest, CleanupExpiredResponse, ProcessedAction, RecordProcessedRequest,
-    RecordProcessedResponse, ShouldProcessRequest, ShouldProcessResponse,
+    CleanupExpiredRequest, CleanupExpiredResponse, ProcessedAction, RecordProcessedRequest, RecordProcessedResponse,
+    ShouldProcessRequest, ShouldProcessResponse,
 };
 use purereducer_core::{ActionId, ActionStatus, FieldError, Version, WorkflowKey};
 use purereducer_storage::{NewRecord, ProcessedRecord, RecordResult, Store};
@@ -42,12 +42,7 @@ fn parse_ids(workflow_key: &str, action_id: &str) -> Result<(WorkflowKey, Action
 }
 
 fn to_proto(key: &WorkflowKey, record: ProcessedRecord) -> ProcessedAction {
-    let status = match record.status {
-        ActionStatus::Committed => api::ActionStatus::Committed,
-        ActionStatus::Duplicate => api::ActionStatus::Duplicate,
-        ActionStatus::Rejected => api::ActionStatus::Rejected,
-        ActionStatus::GaveUp => api::ActionStatus::GaveUp,
-    };
+    let status = crate::convert::status_to_proto(record.status);
     ProcessedAction {
         workflow_key: key.to_string(),
         action_id: record.action_id.to_string(),

@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures::Stream;
 use purereducer_api::v1::event_bus_service_server::EventBusService;
 use purereducer_api::v1::{
-    self as api, PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
+    PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
     WaitForCompletionRequest, WaitForCompletionResponse,
 };
-use purereducer_core::{ActionStatus, FieldError};
+use purereducer_core::FieldError;
 use purereducer_storage::{Completion, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -126,12 +126,7 @@ impl EventBusService for EventBus {
             ms => Duration::from_millis(u64::from(ms)),
         };
         let done = self.wait(&request.correlation_id, timeout).await?;
-        let status = match done.status {
-            ActionStatus::Committed => api::ActionStatus::Committed,
-            ActionStatus::Duplicate => api::ActionStatus::Duplicate,
-            ActionStatus::Rejected => api::ActionStatus::Rejected,
-            ActionStatus::GaveUp => api::ActionStatus::GaveUp,
-        };
+        let status = crate::convert::status_to_proto(done.status);
         Ok(Response::new(WaitForCompletionResponse {
             correlation_id: done.correlation_id,
             action_id: done.action_id.to_string(),
