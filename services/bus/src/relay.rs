@@ -16,6 +16,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::Topics;
 
+/// Called for each row after its delivery report, before it is marked.
+pub type DeliveryObserver = Arc<dyn Fn(&PendingEvent) + Send + Sync>;
+
 /// Publishes the outbox.
 #[derive(Clone)]
 pub struct OutboxRelay {
@@ -25,6 +28,7 @@ pub struct OutboxRelay {
     batch: u32,
     idle: Duration,
     wake: Arc<Notify>,
+    observer: Option<DeliveryObserver>,
 }
 
 impl std::fmt::Debug for OutboxRelay {
@@ -63,7 +67,14 @@ impl OutboxRelay {
             batch: batch.max(1),
             idle,
             wake,
+            observer: None,
         }
+    }
+
+    /// Calls `observer` for every delivered row (metrics).
+    pub fn with_observer(mut self, observer: DeliveryObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Publishes until `stop` turns true, then drains what is pending and flushes.
@@ -109,21 +120,31 @@ impl OutboxRelay {
         // Enqueue all first (in order), then await the reports: one round of batching.
         let mut pending = Vec::with_capacity(rows.len());
         for row in &rows {
-            pending.push((row.id, self.enqueue(row)));
+            let span = publish_span(row);
+            let report = span.in_scope(|| self.enqueue(row, &span));
+            pending.push((row, span, report));
         }
         let mut delivered = Vec::with_capacity(rows.len());
         let mut failed = 0;
-        for (id, report) in pending {
-            match report {
+        for (row, span, report) in pending {
+            let ok = match report {
                 Some(future) => match future.await {
-                    Ok(Ok(_)) => delivered.push(id),
+                    Ok(Ok(_)) => true,
                     Ok(Err((err, _))) => {
-                        tracing::warn!(outbox_id = id, error = %err, "event not delivered");
-                        failed += 1;
+                        span.in_scope(|| tracing::warn!(outbox_id = row.id, error = %err, "event not delivered"));
+                        false
                     }
-                    Err(_) => failed += 1,
+                    Err(_) => false,
                 },
-                None => failed += 1,
+                None => false,
+            };
+            if ok {
+                if let Some(observer) = &self.observer {
+                    observer(row);
+                }
+                delivered.push(row.id);
+            } else {
+                failed += 1;
             }
         }
         if !delivered.is_empty() {
@@ -135,11 +156,22 @@ impl OutboxRelay {
         })
     }
 
-    fn enqueue(&self, row: &PendingEvent) -> Option<rdkafka::producer::DeliveryFuture> {
+    fn enqueue(&self, row: &PendingEvent, span: &tracing::Span) -> Option<rdkafka::producer::DeliveryFuture> {
         let topic = self.topics.for_event(&row.event.event_type);
         let mut headers = OwnedHeaders::new();
+        // Consumers continue the trace from this publish span, not from the commit.
+        let trace = crate::trace::inject(span);
+        for (name, value) in &trace {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
         if let Some(map) = row.event.headers.as_object() {
             for (name, value) in map {
+                if trace.contains_key(name.as_str()) {
+                    continue;
+                }
                 let text = match value {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
@@ -167,4 +199,17 @@ impl OutboxRelay {
             }
         }
     }
+}
+
+/// The span of one row's publish, a child of the commit that wrote the row.
+fn publish_span(row: &PendingEvent) -> tracing::Span {
+    let span = tracing::info_span!(
+        "outbox publish",
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        event_type = %row.event.event_type,
+        outbox_id = row.id,
+    );
+    crate::trace::set_parent(&span, &crate::trace::from_json(&row.event.headers));
+    span
 }

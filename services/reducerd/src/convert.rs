@@ -59,6 +59,18 @@ fn number_to_json(n: f64, field: &str) -> Result<serde_json::Value, FieldError> 
     Ok(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number))
 }
 
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the Unix epoch of a protobuf timestamp.
+pub fn timestamp_to_ms(timestamp: &prost_types::Timestamp) -> i64 {
+    timestamp.seconds.saturating_mul(1000) + i64::from(timestamp.nanos / 1_000_000)
+}
+
 /// Converts a JSON object to a `Struct`.
 pub fn json_to_struct(object: &JsonObject) -> Struct {
     Struct {

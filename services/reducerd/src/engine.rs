@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use purereducer_api::v1::reduce_response;
 use purereducer_api::v1::reducer_function_client::ReducerFunctionClient;
@@ -19,11 +19,13 @@ use purereducer_core::{
 use purereducer_storage::{CommitRequest, CommitResult, NewRecord, ProcessedRecord, StateWrite, Store, StoredState};
 use rand::Rng;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument as _;
 
 use crate::convert::{intents_to_proto, json_to_struct, struct_to_json};
 use crate::error::ApiError;
 use crate::events::{CommitContext, commit_events, gave_up_event};
 use crate::hub::Hub;
+use crate::metrics::{elapsed_ms, metrics, workflow_labels};
 
 /// Applies actions exactly once.
 #[derive(Debug, Clone)]
@@ -75,13 +77,48 @@ impl Engine {
     }
 
     /// Commits atomically and wakes the outbox pipeline when events were written.
-    pub async fn commit(&self, request: CommitRequest) -> Result<CommitResult, ApiError> {
+    /// `labels` are the workflow's type and namespace, for the commit metrics.
+    pub async fn commit(
+        &self,
+        request: CommitRequest,
+        labels: &[opentelemetry::KeyValue],
+    ) -> Result<CommitResult, ApiError> {
         let wrote_events = !request.events.is_empty();
-        let result = self.store.commit(request).await?;
-        if wrote_events && matches!(result, CommitResult::Committed { .. }) {
-            self.hub.outbox_written();
+        let writes_state = request.write.is_some();
+        let records = request.records.len() as u64;
+        let started = Instant::now();
+        let result = self.store.commit(request).await;
+        let metrics = metrics();
+        metrics.commit_latency_ms.record(elapsed_ms(started), labels);
+        match result? {
+            CommitResult::Committed { version } => {
+                if writes_state {
+                    metrics.state_commits.add(1, labels);
+                }
+                if records > 0 {
+                    metrics.dedup_records.add(records, labels);
+                }
+                if wrote_events {
+                    self.hub.outbox_written();
+                }
+                Ok(CommitResult::Committed { version })
+            }
+            CommitResult::Conflict { current } => {
+                metrics.state_conflicts.add(1, labels);
+                Ok(CommitResult::Conflict { current })
+            }
+            other => Ok(other),
         }
-        Ok(result)
+    }
+
+    /// Reads a workflow's canonical state, counting the read and storage failures.
+    pub async fn get_state(&self, key: &purereducer_core::WorkflowKey) -> Result<Option<StoredState>, ApiError> {
+        let metrics = metrics();
+        metrics.get_state.add(1, &[]);
+        self.store.get_state(key).await.map_err(|err| {
+            metrics.get_state_errors.add(1, &[]);
+            ApiError::from(err)
+        })
     }
 
     /// The store the engine commits to.
@@ -96,14 +133,37 @@ impl Engine {
 
     /// Applies one action and returns its outcome.
     pub async fn handle(&self, action: &Action) -> Result<Outcome, ApiError> {
+        let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+        let result = self.handle_inner(action, &labels).await;
+        let metrics = metrics();
+        match &result {
+            Ok(outcome) => match outcome.status {
+                ActionStatus::Committed | ActionStatus::Rejected => metrics.successful_actions.add(1, &labels),
+                ActionStatus::GaveUp => metrics.failed_actions.add(1, &labels),
+                _ => {}
+            },
+            Err(err) if err.is_server_fault() => metrics.failed_actions.add(1, &labels),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn handle_inner(&self, action: &Action, labels: &[opentelemetry::KeyValue]) -> Result<Outcome, ApiError> {
         let Some(spec) = self.types.get(action.workflow_type.as_str()) else {
             return Err(unknown_type(&self.types, action.workflow_type.as_str()));
         };
+        let metrics = metrics();
         let fingerprint = request_hash(action);
         let mut last_seen = Version::NONE;
         for attempt in 1..=self.retry.max_attempts {
-            let snapshot = self.store.snapshot(&action.key, action.id).await?;
+            metrics.dedup_checks.add(1, labels);
+            metrics.get_state.add(1, &[]);
+            let snapshot = self.store.snapshot(&action.key, action.id).await.map_err(|err| {
+                metrics.get_state_errors.add(1, &[]);
+                ApiError::from(err)
+            })?;
             if let Some(record) = snapshot.processed {
+                metrics.dedup_hits.add(1, labels);
                 return duplicate(action, &fingerprint, record, snapshot.state.as_ref());
             }
             let (state, version) = match &snapshot.state {
@@ -113,24 +173,36 @@ impl Engine {
                 }
                 None => (JsonObject::new(), Version::NONE),
             };
-            let decision = self.decide(spec, action, &state, version).await?;
-            let (request, outcome) = self.plan(action, &fingerprint, version, &state, decision, attempt);
-            match self.commit(request).await? {
+            let reduce_span = tracing::info_span!("reduce", workflow_type = %action.workflow_type, %version, attempt);
+            let decision = self
+                .decide(spec, action, &state, version)
+                .instrument(reduce_span)
+                .await?;
+            let commit_span = tracing::info_span!("commit", otel.kind = "client", db.operation = "commit", expected_version = %version);
+            // The events take their trace context from the commit span.
+            let (request, outcome) =
+                commit_span.in_scope(|| self.plan(action, &fingerprint, version, &state, decision, attempt));
+            match self.commit(request, labels).instrument(commit_span).await? {
                 CommitResult::Committed { .. } => return Ok(outcome),
                 CommitResult::AlreadyProcessed(record) => {
+                    metrics.dedup_hits.add(1, labels);
                     let stored = self.store.get_state(&action.key).await?;
                     return duplicate(action, &fingerprint, record, stored.as_ref());
                 }
                 CommitResult::Conflict { current } => {
                     last_seen = current;
+                    metrics.conflict_attempts.add(1, labels);
                     tracing::debug!(attempt, workflow_type = %action.workflow_type, %current, "commit conflict");
                     if attempt < self.retry.max_attempts {
                         let unit: f64 = rand::rng().random();
-                        tokio::time::sleep(self.retry.backoff(attempt, unit)).await;
+                        let backoff = self.retry.backoff(attempt, unit);
+                        metrics.backoff_ms.record(backoff.as_secs_f64() * 1000.0, labels);
+                        tokio::time::sleep(backoff).await;
                     }
                 }
             }
         }
+        metrics.gave_up.add(1, labels);
         self.give_up(action, last_seen).await
     }
 

@@ -32,6 +32,16 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// Whether the failure is the server's or a dependency's, not the request's.
+    pub fn is_server_fault(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::DeadlineExceeded(_) | Self::Internal(_)
+        )
+    }
+}
+
 fn describe(errors: &[FieldError]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }

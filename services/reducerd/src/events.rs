@@ -38,13 +38,21 @@ pub struct CommitContext<'a> {
 }
 
 impl CommitContext<'_> {
+    /// Kafka headers of an event: its type, correlation, and the W3C trace context of the
+    /// span that wrote it, so the publish and the projection join the action's trace.
     fn headers(&self, event_type: &str) -> serde_json::Value {
-        serde_json::json!({
+        let mut headers = serde_json::json!({
             "event_type": event_type,
             "correlation_id": self.correlation_id,
             "namespace": self.namespace,
             "workflow_type": self.workflow_type,
-        })
+        });
+        if let Some(map) = headers.as_object_mut() {
+            for (name, value) in purereducer_bus::trace::inject_current() {
+                map.insert(name, serde_json::Value::String(value));
+            }
+        }
+        headers
     }
 }
 

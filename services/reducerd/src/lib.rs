@@ -14,6 +14,8 @@
 //! - [`pipeline`]: outbox → projections, subscribers and queued-action workers.
 //! - [`projection`]: events decoded and turned into projection rows.
 //! - [`maintenance`]: the periodic dedup cleanup.
+//! - [`metrics`]: the runbook's metrics, recorded through OpenTelemetry.
+//! - [`telemetry`]: providers, the Prometheus endpoint, OTLP, trace context and logs.
 
 pub mod config;
 pub mod convert;
@@ -23,8 +25,10 @@ pub mod events;
 pub mod grpc;
 pub mod hub;
 pub mod maintenance;
+pub mod metrics;
 pub mod pipeline;
 pub mod projection;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -201,6 +205,7 @@ pub async fn serve(
         "reducerd serving gRPC"
     );
     Server::builder()
+        .trace_fn(rpc_span)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -230,6 +235,37 @@ pub async fn serve(
     }
     tracing::info!("reducerd stopped");
     Ok(())
+}
+
+/// The server span of one RPC, continuing the caller's trace when its metadata carries a
+/// W3C `traceparent`. Logs inside the RPC carry the span's `trace_id`.
+fn rpc_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let path = request.uri().path().trim_start_matches('/');
+    if path.starts_with("grpc.health.") || path.starts_with("grpc.reflection.") {
+        return tracing::Span::none();
+    }
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        trace_id = tracing::field::Empty,
+    );
+    let carrier: std::collections::HashMap<String, String> = purereducer_bus::trace::TRACE_HEADERS
+        .iter()
+        .filter_map(|name| {
+            let value = request.headers().get(*name)?.to_str().ok()?;
+            Some(((*name).to_owned(), value.to_owned()))
+        })
+        .collect();
+    purereducer_bus::trace::set_parent(&span, &carrier);
+    if let Some(trace_id) = purereducer_bus::trace::trace_id(&span) {
+        span.record("trace_id", trace_id);
+    }
+    span
 }
 
 async fn mark_serving<S: NamedService>(health: &tonic_health::server::HealthReporter, serving: bool) {

@@ -105,19 +105,6 @@ impl Overrides {
     }
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -143,7 +130,7 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = cli.overrides.load()?;
-    init_logging(&config.telemetry.log_format);
+    let telemetry = reducerd::telemetry::init(&config.telemetry)?;
     let validated = config.validate()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::CheckConfig => {
@@ -161,8 +148,15 @@ async fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(validated.listen)
                 .await
                 .with_context(|| format!("binding server.listen {}", validated.listen))?;
+            let metrics_listener = TcpListener::bind(validated.metrics_listen)
+                .await
+                .with_context(|| format!("binding server.metrics_listen {}", validated.metrics_listen))?;
+            let metrics = telemetry.serve_metrics(metrics_listener)?;
             let app = App::build(config).await?;
-            reducerd::serve(listener, app, shutdown_signal()).await
+            let served = reducerd::serve(listener, app, shutdown_signal()).await;
+            metrics.abort();
+            telemetry.shutdown().await;
+            served
         }
     }
 }

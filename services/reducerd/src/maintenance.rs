@@ -14,7 +14,10 @@ pub async fn run_dedup_cleanup(store: Arc<dyn Store>, interval: Duration, mut st
         tokio::select! {
             _ = ticker.tick() => match store.cleanup_expired().await {
                 Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "expired dedup records removed"),
+                Ok(deleted) => {
+                    crate::metrics::metrics().dedup_cleanup_deleted.add(deleted, &[]);
+                    tracing::info!(deleted, "expired dedup records removed");
+                }
                 Err(err) => tracing::warn!(error = %err, "dedup cleanup failed; retrying next interval"),
             },
             changed = stop.changed() => {

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::convert::FieldErrors;
 use crate::error::ApiError;
 use crate::grpc::timestamp_ms;
+use crate::metrics::metrics;
 
 /// Serves `ActionDedupService`.
 #[derive(Debug, Clone)]
@@ -62,6 +63,11 @@ impl ActionDedupService for ActionDedup {
         let request = request.into_inner();
         let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
         let found = self.store.find_processed(&key, id).await.map_err(ApiError::from)?;
+        let metrics = metrics();
+        metrics.dedup_checks.add(1, &[]);
+        if found.is_some() {
+            metrics.dedup_hits.add(1, &[]);
+        }
         Ok(Response::new(ShouldProcessResponse {
             should_process: found.is_none(),
             previous: found.map(|record| to_proto(&key, record)),
@@ -98,7 +104,10 @@ impl ActionDedupService for ActionDedup {
             .await
             .map_err(ApiError::from)?
         {
-            RecordResult::Recorded(record) => (true, record),
+            RecordResult::Recorded(record) => {
+                metrics().dedup_records.add(1, &[]);
+                (true, record)
+            }
             RecordResult::Exists(record) => (false, record),
         };
         Ok(Response::new(RecordProcessedResponse {
@@ -112,6 +121,7 @@ impl ActionDedupService for ActionDedup {
         _request: Request<CleanupExpiredRequest>,
     ) -> Result<Response<CleanupExpiredResponse>, Status> {
         let deleted = self.store.cleanup_expired().await.map_err(ApiError::from)?;
+        metrics().dedup_cleanup_deleted.add(deleted, &[]);
         tracing::info!(deleted, "expired dedup records removed on request");
         Ok(Response::new(CleanupExpiredResponse { deleted }))
     }

@@ -10,12 +10,14 @@ use purereducer_core::outcome::result_hash;
 use purereducer_core::{ActionStatus, FieldError, Namespace, TypeName, Version, WorkflowKey};
 use purereducer_storage::{CommitRequest, CommitResult, StateWrite};
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 
 use crate::convert::{FieldErrors, json_field, json_to_struct};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::events::{CommitContext, commit_events};
 use crate::grpc::timestamp_ms;
+use crate::metrics::{metrics, workflow_labels};
 
 /// Serves `CanonicalStoreService`.
 #[derive(Debug, Clone)]
@@ -68,7 +70,7 @@ impl CanonicalStore {
         }
 
         let expected = Version::new(request.expected_version);
-        let stored = self.engine.store().get_state(&key).await?;
+        let stored = self.engine.get_state(&key).await?;
         let (workflow_type, namespace) = match &stored {
             Some(stored) => {
                 if let Some(given) = &workflow_type
@@ -95,8 +97,10 @@ impl CanonicalStore {
             ),
         };
         // A read that already shows another version answers without a write.
+        let labels = workflow_labels(workflow_type.as_str(), namespace.as_str());
         let current = stored.as_ref().map_or(Version::NONE, |s| s.version);
         if current != expected {
+            metrics().state_conflicts.add(1, &labels);
             return Ok(conflict(current));
         }
 
@@ -131,7 +135,9 @@ impl CanonicalStore {
             records: Vec::new(),
             events,
         };
-        match self.engine.commit(commit).await? {
+        let span =
+            tracing::info_span!("commit", otel.kind = "client", db.operation = "commit", expected_version = %expected);
+        match self.engine.commit(commit, &labels).instrument(span).await? {
             CommitResult::Committed { version } => Ok(TryCommitResponse {
                 outcome: Some(try_commit_response::Outcome::Committed(
                     try_commit_response::Committed { version: version.get() },
@@ -155,7 +161,7 @@ fn conflict(current: Version) -> TryCommitResponse {
 impl CanonicalStoreService for CanonicalStore {
     async fn get_state(&self, request: Request<GetStateRequest>) -> Result<Response<GetStateResponse>, Status> {
         let key = WorkflowKey::parse(&request.get_ref().workflow_key).map_err(ApiError::from)?;
-        let Some(stored) = self.engine.store().get_state(&key).await.map_err(ApiError::from)? else {
+        let Some(stored) = self.engine.get_state(&key).await? else {
             return Err(ApiError::NotFound(format!(
                 "workflow {key} does not exist; its first action, or TryCommit with expected_version 0, creates it"
             ))

@@ -21,6 +21,7 @@ use crate::convert::parse_action;
 use crate::engine::{Engine, unknown_type};
 use crate::error::ApiError;
 use crate::hub::{Hub, PublishedEvent};
+use crate::metrics::{elapsed_ms, event_labels, metrics};
 use crate::pipeline::ActionQueue;
 
 /// Serves `EventBusService`.
@@ -59,7 +60,23 @@ impl EventBus {
         self.engine.store()
     }
 
+    /// Waits for the completion of `correlation_id`, feeding the event-bus wait metrics:
+    /// a completion counts as a consumed event, a deadline as a timeout.
     async fn wait(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
+        let started = std::time::Instant::now();
+        let result = self.wait_inner(correlation_id, timeout).await;
+        let metrics = metrics();
+        let labels = event_labels(COMPLETION_EVENT);
+        metrics.wait_time_ms.record(elapsed_ms(started), &labels);
+        match &result {
+            Ok(_) => metrics.consumed.add(1, &labels),
+            Err(ApiError::DeadlineExceeded(_)) => metrics.timeouts.add(1, &labels),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn wait_inner(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
         // Subscribe before looking, so a completion between the two is not missed.
         let mut completions = self.hub.completions();
         if let Some(done) = self.store().find_completion(correlation_id).await? {
@@ -89,6 +106,9 @@ impl EventBus {
         }
     }
 }
+
+/// The `event_type` label of completion waits.
+const COMPLETION_EVENT: &str = "ActionCompleted";
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
 

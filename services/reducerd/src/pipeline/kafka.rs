@@ -15,6 +15,7 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::convert::parse_action;
 use crate::engine::Engine;
@@ -79,8 +80,24 @@ impl KafkaMaterializer {
     /// Applies a batch durably; never returns before every event is applied or dead-lettered.
     async fn apply(&self, batch: &[OwnedMessage]) {
         let mut updates = Vec::with_capacity(batch.len());
+        let mut times = super::CommitTimes::new();
+        // One consume span per event, continuing the trace its publish started; the
+        // apply span under it ends when the batch's transaction has committed.
+        let mut spans = Vec::with_capacity(batch.len());
         for message in batch {
-            match self.update_of(message) {
+            let event_type = header(message, "event_type").unwrap_or_default();
+            let consume = tracing::info_span!(
+                "kafka consume",
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+            );
+            purereducer_bus::trace::set_parent(&consume, &purereducer_bus::trace::from_message(message));
+            let apply = consume.in_scope(|| tracing::info_span!("projection apply", %event_type));
+            spans.push((consume, apply));
+            match self.update_of(message, &mut times) {
                 Ok(update) => updates.push(update),
                 Err(reason) => updates.push(self.dead_letter(message, &reason).await),
             }
@@ -90,7 +107,7 @@ impl KafkaMaterializer {
             attempt += 1;
             match self.store.apply_projections(&updates).await {
                 Ok(stats) => {
-                    self.announce(stats);
+                    self.announce(stats, &times);
                     return;
                 }
                 // An outage only delays: never skip past events because the database is down.
@@ -104,20 +121,25 @@ impl KafkaMaterializer {
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "batch keeps failing; isolating the failing events");
-                    return self.apply_one_by_one(batch, updates).await;
+                    return self.apply_one_by_one(batch, updates, &times).await;
                 }
             }
         }
     }
 
-    async fn apply_one_by_one(&self, batch: &[OwnedMessage], updates: Vec<ProjectionUpdate>) {
+    async fn apply_one_by_one(
+        &self,
+        batch: &[OwnedMessage],
+        updates: Vec<ProjectionUpdate>,
+        times: &super::CommitTimes,
+    ) {
         for (message, update) in batch.iter().zip(updates) {
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 match self.store.apply_projections(std::slice::from_ref(&update)).await {
                     Ok(stats) => {
-                        self.announce(stats);
+                        self.announce(stats, times);
                         break;
                     }
                     Err(StorageError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -137,9 +159,10 @@ impl KafkaMaterializer {
         }
     }
 
-    fn update_of(&self, message: &OwnedMessage) -> Result<ProjectionUpdate, String> {
+    fn update_of(&self, message: &OwnedMessage, times: &mut super::CommitTimes) -> Result<ProjectionUpdate, String> {
         let payload = message.payload().ok_or("message has no payload")?;
         let event = decode(payload).map_err(|err| err.to_string())?;
+        super::note_commit_time(times, &event);
         let row = match &event.event.kind {
             Some(v1::event::Kind::StateCommitted(committed)) => Some(row_of(committed).map_err(|err| err.to_string())?),
             _ => None,
@@ -156,6 +179,7 @@ impl KafkaMaterializer {
     /// update that moves the watermark past it.
     async fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> ProjectionUpdate {
         tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %reason, "event dead-lettered");
+        crate::metrics::metrics().projections_failed.add(1, &[]);
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
         let headers = OwnedHeaders::new()
             .insert(Header {
@@ -189,8 +213,8 @@ impl KafkaMaterializer {
         }
     }
 
-    fn announce(&self, stats: purereducer_storage::ApplyStats) {
-        super::log_skips(&stats);
+    fn announce(&self, stats: purereducer_storage::ApplyStats, times: &super::CommitTimes) {
+        super::account(&stats, times);
         for (key, version) in stats.applied {
             self.hub.projection_applied(key, version.get());
         }
@@ -224,7 +248,12 @@ pub async fn run_action_consumer(
                 parse_action(Some(&raw), "action", max_payload).map_err(|errors| ApiError::from(errors).to_string())
             });
         match decoded {
-            Ok(action) => complete(&engine, &hub, &action).await,
+            Ok(action) => {
+                let span =
+                    tracing::info_span!("queued action", otel.kind = "consumer", workflow_type = %action.workflow_type);
+                purereducer_bus::trace::set_parent(&span, &purereducer_bus::trace::from_message(&message));
+                complete(&engine, &hub, &action).instrument(span).await;
+            }
             Err(reason) => {
                 let correlation_id = header(&message, "correlation_id").unwrap_or_default();
                 tracing::error!(%reason, %correlation_id, "queued action cannot be applied; skipped");
@@ -284,10 +313,16 @@ impl KafkaQueue {
             namespace: action.namespace.to_string(),
         }
         .encode_to_vec();
-        let headers = OwnedHeaders::new().insert(Header {
+        let mut headers = OwnedHeaders::new().insert(Header {
             key: "correlation_id",
             value: Some(action.correlation_id.as_bytes()),
         });
+        for (name, value) in purereducer_bus::trace::inject_current() {
+            headers = headers.insert(Header {
+                key: &name,
+                value: Some(value.as_bytes()),
+            });
+        }
         let record = FutureRecord::to(&self.topic)
             .key(action.key.as_str())
             .payload(&payload)

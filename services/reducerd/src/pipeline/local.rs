@@ -88,9 +88,28 @@ impl LocalPipeline {
                 row: projection_row(event.as_ref()),
             })
             .collect();
+        let metrics = crate::metrics::metrics();
+        let mut times = super::CommitTimes::new();
+        let spans: Vec<tracing::Span> = rows
+            .iter()
+            .zip(&decoded)
+            .map(|(row, event)| {
+                metrics
+                    .published
+                    .add(1, &crate::metrics::event_labels(&row.event.event_type));
+                if let Some(event) = event {
+                    super::note_commit_time(&mut times, event);
+                }
+                let span =
+                    tracing::info_span!("projection apply", event_type = %row.event.event_type, outbox_id = row.id);
+                purereducer_bus::trace::set_parent(&span, &purereducer_bus::trace::from_json(&row.event.headers));
+                span
+            })
+            .collect();
         let stats = self.store.apply_projections(&updates).await?;
+        drop(spans);
         *next_offset = Some(first + i64::try_from(rows.len()).unwrap_or(i64::MAX));
-        super::log_skips(&stats);
+        super::account(&stats, &times);
         for (key, version) in stats.applied {
             self.hub.projection_applied(key, version.get());
         }

@@ -126,7 +126,12 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             u32::try_from(projection.max_records).unwrap_or(500),
             batch_timeout,
             context.hub.outbox_notify(),
-        );
+        )
+        .with_observer(Arc::new(|row| {
+            crate::metrics::metrics()
+                .published
+                .add(1, &crate::metrics::event_labels(&row.event.event_type));
+        }));
         pipeline.tasks.push(tokio::spawn(run_relay(
             relay,
             context.store.clone(),
@@ -219,16 +224,41 @@ async fn bridge(
     }
 }
 
-/// Logs what a projection batch skipped.
-pub(crate) fn log_skips(stats: &purereducer_storage::ApplyStats) {
+/// The commit time of each `StateCommitted` event, by workflow key and version.
+pub(crate) type CommitTimes = std::collections::HashMap<(String, u64), i64>;
+
+/// Adds the commit time an event carries to `times`.
+pub(crate) fn note_commit_time(times: &mut CommitTimes, event: &crate::hub::PublishedEvent) {
+    if let Some(purereducer_api::v1::event::Kind::StateCommitted(committed)) = &event.event.kind
+        && let Some(at) = &committed.committed_at
+    {
+        times.insert(
+            (committed.workflow_key.clone(), committed.version),
+            crate::convert::timestamp_to_ms(at),
+        );
+    }
+}
+
+/// Logs and counts what a projection batch did: applied events with their lag, skipped
+/// duplicates and regressions.
+pub(crate) fn account(stats: &purereducer_storage::ApplyStats, times: &CommitTimes) {
+    let metrics = crate::metrics::metrics();
     if stats.duplicates > 0 {
+        metrics.duplicate_events_skipped.add(stats.duplicates, &[]);
         tracing::info!(duplicates = stats.duplicates, "projection events skipped as duplicates");
     }
     if stats.regressions > 0 {
+        metrics.wm_regressions.add(stats.regressions, &[]);
         // Operators search the materializer's log for this text.
         tracing::warn!(
             regressions = stats.regressions,
             "Watermark regression: events older than the projection arrived"
         );
     }
+    let applied: Vec<i64> = stats
+        .applied
+        .iter()
+        .filter_map(|(key, version)| times.get(&(key.clone(), version.get())).copied())
+        .collect();
+    metrics.record_applied(&applied);
 }

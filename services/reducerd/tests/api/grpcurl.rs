@@ -26,20 +26,28 @@ pub fn grpcurl_path() -> PathBuf {
 pub struct Reducerd {
     child: Child,
     pub addr: String,
+    pub metrics_addr: String,
     _dir: PathBuf,
 }
 
 impl Reducerd {
-    /// Starts the binary with only a listen address override, and waits for its
-    /// "serving" log line, which carries the bound address.
+    /// Starts the binary with only listen address overrides (the embedded default).
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the binary with extra environment variables, and waits for its "serving"
+    /// log lines, which carry the bound addresses.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!("reducerd-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_reducerd"))
             .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
             .env_remove("PURE_REDUCER_DATABASE_URL")
             .env_remove("PURE_REDUCER_CONFIG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .current_dir(&dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -47,20 +55,30 @@ impl Reducerd {
             .expect("spawn reducerd");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let addr_in = |line: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix("addr="))
+                .expect("addr= in the serving line")
+                .to_owned()
+        };
+        let mut metrics_addr = None;
         let addr = loop {
             let line = lines.next().expect("reducerd exited before serving").expect("log line");
+            if line.contains("reducerd serving metrics") {
+                metrics_addr = Some(addr_in(&line));
+            }
             if line.contains("reducerd serving gRPC") {
-                let addr = line
-                    .split_whitespace()
-                    .find_map(|word| word.strip_prefix("addr="))
-                    .expect("addr= in the serving line")
-                    .to_owned();
-                break addr;
+                break addr_in(&line);
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr, _dir: dir }
+        Self {
+            child,
+            addr,
+            metrics_addr: metrics_addr.expect("the metrics endpoint starts before gRPC"),
+            _dir: dir,
+        }
     }
 }
 

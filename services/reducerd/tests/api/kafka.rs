@@ -30,7 +30,7 @@ fn kafka_config(config: &mut Config, brokers: &str, group: &str) {
     config.event_bus.timeout_seconds = 120;
 }
 
-fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+pub fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).expect("mock cluster");
     let defaults = Config::default().kafka;
     for topic in [
@@ -259,5 +259,262 @@ async fn ten_thousand_actions_survive_three_broker_outages_exactly_once() {
     .await;
     assert_eq!(projection_rows(&server).await, before);
     replay.stop().await;
+    server.stop().await;
+}
+
+/// Where a materializer dies while applying a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// Inside the batch, before its transaction commits.
+    BeforeCommit,
+    /// After the database commit, before the Kafka offsets are committed.
+    AfterCommit,
+}
+
+/// A store that passes everything through, counts projection work, and on the chosen
+/// `apply_projections` call stops forever at the crash point, so the test can kill the
+/// materializer exactly there.
+struct CrashingStore {
+    inner: Arc<dyn purereducer_storage::Store>,
+    crash_on_call: Option<(usize, Crash)>,
+    calls: std::sync::atomic::AtomicUsize,
+    applied: Arc<std::sync::atomic::AtomicU64>,
+    duplicates: Arc<std::sync::atomic::AtomicU64>,
+    crashed: Arc<tokio::sync::Notify>,
+    crashed_batch: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for CrashingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrashingStore").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl purereducer_storage::Store for CrashingStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn get_state(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::StoredState>> {
+        self.inner.get_state(key).await
+    }
+    async fn snapshot(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        id: purereducer_core::ActionId,
+    ) -> purereducer_storage::StorageResult<purereducer_storage::Snapshot> {
+        self.inner.snapshot(key, id).await
+    }
+    async fn commit(
+        &self,
+        request: purereducer_storage::CommitRequest,
+    ) -> purereducer_storage::StorageResult<purereducer_storage::CommitResult> {
+        self.inner.commit(request).await
+    }
+    async fn find_processed(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        id: purereducer_core::ActionId,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::ProcessedRecord>> {
+        self.inner.find_processed(key, id).await
+    }
+    async fn record_processed(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        record: purereducer_storage::NewRecord,
+    ) -> purereducer_storage::StorageResult<purereducer_storage::RecordResult> {
+        self.inner.record_processed(key, record).await
+    }
+    async fn cleanup_expired(&self) -> purereducer_storage::StorageResult<u64> {
+        self.inner.cleanup_expired().await
+    }
+    async fn append_events(
+        &self,
+        events: Vec<purereducer_storage::OutboxEvent>,
+    ) -> purereducer_storage::StorageResult<()> {
+        self.inner.append_events(events).await
+    }
+    async fn pending_events(
+        &self,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::PendingEvent>> {
+        self.inner.pending_events(limit).await
+    }
+    async fn mark_published(&self, ids: &[i64]) -> purereducer_storage::StorageResult<()> {
+        self.inner.mark_published(ids).await
+    }
+    async fn apply_projections(
+        &self,
+        updates: &[purereducer_storage::ProjectionUpdate],
+    ) -> purereducer_storage::StorageResult<purereducer_storage::ApplyStats> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let crash = self.crash_on_call.and_then(|(at, crash)| (at == call).then_some(crash));
+        if crash == Some(Crash::BeforeCommit) {
+            self.crashed_batch.store(updates.len() as u64, Ordering::SeqCst);
+            self.crashed.notify_one();
+            return std::future::pending().await;
+        }
+        let stats = self.inner.apply_projections(updates).await?;
+        self.applied.fetch_add(stats.applied.len() as u64, Ordering::SeqCst);
+        self.duplicates.fetch_add(stats.duplicates, Ordering::SeqCst);
+        if crash == Some(Crash::AfterCommit) {
+            self.crashed_batch.store(updates.len() as u64, Ordering::SeqCst);
+            self.crashed.notify_one();
+            return std::future::pending().await;
+        }
+        Ok(stats)
+    }
+    async fn get_projection(
+        &self,
+        key: &str,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::StoredProjection>> {
+        self.inner.get_projection(key).await
+    }
+    async fn list_watermarks(&self) -> purereducer_storage::StorageResult<Vec<purereducer_storage::StoredWatermark>> {
+        self.inner.list_watermarks().await
+    }
+    async fn record_completion(
+        &self,
+        completion: &purereducer_storage::Completion,
+    ) -> purereducer_storage::StorageResult<()> {
+        self.inner.record_completion(completion).await
+    }
+    async fn find_completion(
+        &self,
+        correlation_id: &str,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Completion>> {
+        self.inner.find_completion(correlation_id).await
+    }
+    async fn try_singleton(
+        &self,
+        name: &str,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Singleton>> {
+        self.inner.try_singleton(name).await
+    }
+    async fn notifications(
+        &self,
+    ) -> purereducer_storage::StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>> {
+        self.inner.notifications().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_materializer_killed_mid_batch_and_restarted_applies_every_event_once() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+    let cluster = mock_cluster();
+    let brokers = cluster.bootstrap_servers();
+    // This server commits and relays; the materializers below are the test's own.
+    let server = start(Backend::Postgres, |config| {
+        kafka_config(config, &brokers, "unused");
+        config.server.roles = vec!["canonical-store".into(), "reducer-service".into()];
+    })
+    .await;
+    let (keys, per_key) = (10, 30);
+    let mut load = FuturesUnordered::new();
+    for k in 0..keys {
+        let server = &server;
+        load.push(async move {
+            for n in 0..per_key {
+                let reply = handle(
+                    server,
+                    action(&new_id(), &format!("crash-{k}"), "merge", "set", json!({"n": n})),
+                )
+                .await
+                .expect("handle");
+                assert_eq!(reply.status, ActionStatus::Committed as i32);
+            }
+        });
+    }
+    while load.next().await.is_some() {}
+    drop(load);
+    let events = (keys * per_key) as u64;
+
+    let topics = reducerd::config::Config::default().kafka;
+    let group = format!("crash-{}", new_id());
+    let applied = Arc::new(AtomicU64::new(0));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let materializer = |crash_on_call: Option<(usize, Crash)>| {
+        let crashed = Arc::new(tokio::sync::Notify::new());
+        let crashed_batch = Arc::new(AtomicU64::new(0));
+        let store = Arc::new(CrashingStore {
+            inner: server.store.clone(),
+            crash_on_call,
+            calls: AtomicUsize::new(0),
+            applied: applied.clone(),
+            duplicates: duplicates.clone(),
+            crashed: crashed.clone(),
+            crashed_batch: crashed_batch.clone(),
+        });
+        let materializer = reducerd::pipeline::kafka::KafkaMaterializer {
+            consumer: purereducer_bus::consumer::group_consumer(
+                &brokers,
+                &group,
+                &[topics.state_committed_topic.as_str()],
+            )
+            .expect("consumer"),
+            dead_letters: purereducer_bus::reliable_producer(&brokers, "test-dead-letters").expect("producer"),
+            topics: purereducer_bus::Topics {
+                state_committed: topics.state_committed_topic.clone(),
+                reducer_gave_up: topics.reducer_gave_up_topic.clone(),
+                intents: topics.intents_topic.clone(),
+                actions: topics.actions_topic.clone(),
+                dead_letter: topics.dead_letter_topic.clone(),
+                partitions: PARTITIONS,
+            },
+            store,
+            hub: reducerd::hub::Hub::new(),
+            max_records: 25,
+            batch_timeout: Duration::from_millis(20),
+        };
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let _stop = _stop;
+            materializer.run(stop_rx).await;
+        });
+        (task, crashed, crashed_batch)
+    };
+
+    // First life: dies inside its second batch, before the commit.
+    let (task, crashed, _) = materializer(Some((2, Crash::BeforeCommit)));
+    tokio::time::timeout(Duration::from_secs(120), crashed.notified())
+        .await
+        .expect("the first materializer reached its second batch");
+    task.abort();
+    assert!(task.await.expect_err("killed").is_cancelled());
+    let after_first = applied.load(Ordering::SeqCst);
+    assert!(after_first > 0 && after_first < events, "{after_first}");
+
+    // Second life: dies after committing its third batch, before committing offsets.
+    let (task, crashed, crashed_batch) = materializer(Some((3, Crash::AfterCommit)));
+    tokio::time::timeout(Duration::from_secs(120), crashed.notified())
+        .await
+        .expect("the second materializer reached its third batch");
+    task.abort();
+    assert!(task.await.expect_err("killed").is_cancelled());
+    let lost_offsets = crashed_batch.load(Ordering::SeqCst);
+    assert!(lost_offsets > 0);
+
+    // Third life runs to the end.
+    let (task, _, _) = materializer(None);
+    converge(&server).await;
+    assert_eq!(
+        applied.load(Ordering::SeqCst),
+        events,
+        "every event applied exactly once across the three lives"
+    );
+    assert!(
+        duplicates.load(Ordering::SeqCst) >= lost_offsets,
+        "the batch whose offsets were lost came again and was skipped, not applied"
+    );
+    let versions = canonical_versions(&server).await;
+    assert_eq!(versions.values().sum::<i64>(), events as i64);
+    for (key, version, _) in projection_rows(&server).await {
+        assert_eq!(versions[&key], version, "{key}");
+    }
+    task.abort();
     server.stop().await;
 }

@@ -9,4 +9,6 @@ mod grpcurl;
 mod handle_action;
 mod kafka;
 mod pipeline;
+mod runbook_sql;
 mod support;
+mod telemetry;

@@ -1,0 +1,352 @@
+//! The operator-facing metrics, named exactly as the operations runbook queries them.
+//!
+//! Instruments come from OpenTelemetry's global meter provider; `reducerd` installs one that
+//! feeds the Prometheus endpoint (and OTLP when configured), see [`crate::telemetry`]. Until
+//! a provider is installed (library use, tests) every instrument is a no-op.
+//!
+//! Labels are bounded: `workflow_type` (declared in configuration), `namespace`,
+//! `event_type` and an outcome. A workflow key never becomes a label.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
+
+/// Latency buckets in ms; 10 and 50 answer the commit SLA (target and critical).
+const LATENCY_BUCKETS_MS: &[f64] = &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0];
+/// Lag buckets in ms; 100 and 500 answer the projection-lag SLA.
+const LAG_BUCKETS_MS: &[f64] = &[
+    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
+/// Backoff buckets in ms, around the default 10..250 ms range.
+const BACKOFF_BUCKETS_MS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0];
+/// Wait buckets in ms, up to the longest configurable wait.
+const WAIT_BUCKETS_MS: &[f64] = &[
+    1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+/// The window `projection_materializer_events_processed_per_second` averages over.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// Every instrument `reducerd` records.
+pub struct Metrics {
+    /// `canonical_store_state_commits_total`
+    pub state_commits: Counter<u64>,
+    /// `canonical_store_state_conflicts_total`
+    pub state_conflicts: Counter<u64>,
+    /// `canonical_store_commit_latency_ms`
+    pub commit_latency_ms: Histogram<f64>,
+    /// `canonical_store_get_state_total`
+    pub get_state: Counter<u64>,
+    /// `canonical_store_get_state_errors`
+    pub get_state_errors: Counter<u64>,
+
+    /// `reducer_successful_actions_total`
+    pub successful_actions: Counter<u64>,
+    /// `reducer_failed_actions_total`
+    pub failed_actions: Counter<u64>,
+    /// `reducer_conflict_attempts_total`
+    pub conflict_attempts: Counter<u64>,
+    /// `reducer_backoff_ms`
+    pub backoff_ms: Histogram<f64>,
+    /// `reducer_gave_up_total`
+    pub gave_up: Counter<u64>,
+
+    /// `projection_materializer_projections_materialized_total`
+    pub projections_materialized: Counter<u64>,
+    /// `projection_materializer_projections_failed_total`
+    pub projections_failed: Counter<u64>,
+    /// `projection_materializer_wm_regressions_total`
+    pub wm_regressions: Counter<u64>,
+    /// `projection_materializer_duplicate_events_skipped`
+    pub duplicate_events_skipped: Counter<u64>,
+    /// `projection_materializer_lag_ms`: commit-to-apply time as a histogram.
+    pub lag_ms: Histogram<f64>,
+    lag: Arc<LagState>,
+
+    /// `action_dedup_checks_total`
+    pub dedup_checks: Counter<u64>,
+    /// `action_dedup_hits_total`
+    pub dedup_hits: Counter<u64>,
+    /// `action_dedup_records_total`
+    pub dedup_records: Counter<u64>,
+    /// `action_dedup_cleanup_deleted_total`
+    pub dedup_cleanup_deleted: Counter<u64>,
+
+    /// `event_bus_published_total`
+    pub published: Counter<u64>,
+    /// `event_bus_consumed_total`
+    pub consumed: Counter<u64>,
+    /// `event_bus_timeout_total`
+    pub timeouts: Counter<u64>,
+    /// `event_bus_wait_time_ms`
+    pub wait_time_ms: Histogram<f64>,
+
+    _gauges: Vec<ObservableGauge<f64>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// The materializer's lag gauges and processing rate, read at collection time.
+#[derive(Debug, Default)]
+struct LagState {
+    last_ms: AtomicU64,
+    max_ms: AtomicU64,
+    applied: Mutex<VecDeque<(Instant, u64)>>,
+}
+
+impl LagState {
+    fn rate(&self) -> f64 {
+        let Ok(mut window) = self.applied.lock() else {
+            return 0.0;
+        };
+        let now = Instant::now();
+        while window
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            window.pop_front();
+        }
+        let events: u64 = window.iter().map(|(_, n)| n).sum();
+        events as f64 / RATE_WINDOW.as_secs_f64()
+    }
+}
+
+static METRICS: OnceLock<Metrics> = OnceLock::new();
+
+/// The process's instruments, created from the global meter provider on first use.
+pub fn metrics() -> &'static Metrics {
+    METRICS.get_or_init(|| Metrics::new(&opentelemetry::global::meter("purereducer")))
+}
+
+fn counter(meter: &Meter, name: &'static str, unit: &'static str, help: &'static str) -> Counter<u64> {
+    meter.u64_counter(name).with_unit(unit).with_description(help).build()
+}
+
+fn histogram(meter: &Meter, name: &'static str, help: &'static str, buckets: &[f64]) -> Histogram<f64> {
+    meter
+        .f64_histogram(name)
+        .with_unit("ms")
+        .with_description(help)
+        .with_boundaries(buckets.to_vec())
+        .build()
+}
+
+impl Metrics {
+    fn new(meter: &Meter) -> Self {
+        let lag = Arc::new(LagState::default());
+        let gauges = vec![
+            {
+                let lag = lag.clone();
+                meter
+                    .f64_observable_gauge("projection_materializer_wm_lag_ms")
+                    .with_unit("ms")
+                    .with_description("Commit-to-apply time of the most recently applied event")
+                    .with_callback(move |observer| observer.observe(lag.last_ms.load(Ordering::Relaxed) as f64, &[]))
+                    .build()
+            },
+            {
+                let lag = lag.clone();
+                meter
+                    .f64_observable_gauge("projection_materializer_max_lag_ms")
+                    .with_unit("ms")
+                    .with_description("Largest commit-to-apply time since start")
+                    .with_callback(move |observer| observer.observe(lag.max_ms.load(Ordering::Relaxed) as f64, &[]))
+                    .build()
+            },
+            {
+                let lag = lag.clone();
+                meter
+                    .f64_observable_gauge("projection_materializer_events_processed_per_second")
+                    .with_unit("{event}/s")
+                    .with_description("Events applied to projections per second, over the last 10 s")
+                    .with_callback(move |observer| observer.observe(lag.rate(), &[]))
+                    .build()
+            },
+        ];
+        Self {
+            state_commits: counter(
+                meter,
+                "canonical_store_state_commits_total",
+                "{commit}",
+                "State versions committed",
+            ),
+            state_conflicts: counter(
+                meter,
+                "canonical_store_state_conflicts_total",
+                "{conflict}",
+                "Commits refused because the expected version was stale",
+            ),
+            commit_latency_ms: histogram(
+                meter,
+                "canonical_store_commit_latency_ms",
+                "Time of one atomic commit (state, dedup record, outbox)",
+                LATENCY_BUCKETS_MS,
+            ),
+            get_state: counter(
+                meter,
+                "canonical_store_get_state_total",
+                "{read}",
+                "Canonical state reads",
+            ),
+            get_state_errors: counter(
+                meter,
+                "canonical_store_get_state_errors",
+                "{error}",
+                "Canonical state reads that failed in storage",
+            ),
+            successful_actions: counter(
+                meter,
+                "reducer_successful_actions_total",
+                "{action}",
+                "Actions applied (committed or rejected by the reducer)",
+            ),
+            failed_actions: counter(
+                meter,
+                "reducer_failed_actions_total",
+                "{action}",
+                "Actions that did not apply: retries exhausted or an error",
+            ),
+            conflict_attempts: counter(
+                meter,
+                "reducer_conflict_attempts_total",
+                "{attempt}",
+                "Attempts that hit a version conflict and were retried or given up",
+            ),
+            backoff_ms: histogram(
+                meter,
+                "reducer_backoff_ms",
+                "Backoff slept before a retry",
+                BACKOFF_BUCKETS_MS,
+            ),
+            gave_up: counter(
+                meter,
+                "reducer_gave_up_total",
+                "{action}",
+                "Actions given up after max_attempts version conflicts",
+            ),
+            projections_materialized: counter(
+                meter,
+                "projection_materializer_projections_materialized_total",
+                "{projection}",
+                "Projection rows written",
+            ),
+            projections_failed: counter(
+                meter,
+                "projection_materializer_projections_failed_total",
+                "{event}",
+                "Events that could not be applied and went to the dead-letter topic",
+            ),
+            wm_regressions: counter(
+                meter,
+                "projection_materializer_wm_regressions_total",
+                "{event}",
+                "Events older than their partition's watermark",
+            ),
+            duplicate_events_skipped: counter(
+                meter,
+                "projection_materializer_duplicate_events_skipped",
+                "{event}",
+                "Events skipped because the projection already had them",
+            ),
+            lag_ms: histogram(
+                meter,
+                "projection_materializer_lag_ms",
+                "Commit-to-apply time of applied events",
+                LAG_BUCKETS_MS,
+            ),
+            lag,
+            dedup_checks: counter(meter, "action_dedup_checks_total", "{check}", "Dedup lookups"),
+            dedup_hits: counter(
+                meter,
+                "action_dedup_hits_total",
+                "{check}",
+                "Dedup lookups that found the action already processed",
+            ),
+            dedup_records: counter(meter, "action_dedup_records_total", "{record}", "Dedup records written"),
+            dedup_cleanup_deleted: counter(
+                meter,
+                "action_dedup_cleanup_deleted_total",
+                "{record}",
+                "Expired dedup records deleted",
+            ),
+            published: counter(meter, "event_bus_published_total", "{event}", "Events published"),
+            consumed: counter(
+                meter,
+                "event_bus_consumed_total",
+                "{event}",
+                "Completion events delivered to WaitForCompletion callers",
+            ),
+            timeouts: counter(
+                meter,
+                "event_bus_timeout_total",
+                "{wait}",
+                "Waits that ended without their event",
+            ),
+            wait_time_ms: histogram(
+                meter,
+                "event_bus_wait_time_ms",
+                "Time WaitForCompletion and GetProjection(min_version) waited",
+                WAIT_BUCKETS_MS,
+            ),
+            _gauges: gauges,
+        }
+    }
+
+    /// Creates every labelless series at zero so rates and alerts see them before the
+    /// first event (the usual Prometheus practice for counters).
+    pub fn initialise(&self) {
+        for counter in [
+            &self.get_state,
+            &self.get_state_errors,
+            &self.wm_regressions,
+            &self.duplicate_events_skipped,
+            &self.projections_failed,
+            &self.dedup_cleanup_deleted,
+        ] {
+            counter.add(0, &[]);
+        }
+    }
+
+    /// Records events applied to projections, with the commit time each carried.
+    pub fn record_applied(&self, commit_times_ms: &[i64]) {
+        if commit_times_ms.is_empty() {
+            return;
+        }
+        let now = crate::convert::now_ms();
+        for committed in commit_times_ms {
+            let lag = (now - committed).max(0) as u64;
+            self.lag_ms.record(lag as f64, &[]);
+            self.lag.last_ms.store(lag, Ordering::Relaxed);
+            self.lag.max_ms.fetch_max(lag, Ordering::Relaxed);
+        }
+        self.projections_materialized.add(commit_times_ms.len() as u64, &[]);
+        if let Ok(mut window) = self.lag.applied.lock() {
+            window.push_back((Instant::now(), commit_times_ms.len() as u64));
+        }
+    }
+}
+
+/// `workflow_type` and `namespace` labels.
+pub fn workflow_labels(workflow_type: &str, namespace: &str) -> [KeyValue; 2] {
+    [
+        KeyValue::new("workflow_type", workflow_type.to_owned()),
+        KeyValue::new("namespace", namespace.to_owned()),
+    ]
+}
+
+/// The `event_type` label.
+pub fn event_labels(event_type: &str) -> [KeyValue; 1] {
+    [KeyValue::new("event_type", event_type.to_owned())]
+}
+
+/// Milliseconds since `start`, as a histogram value.
+pub fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
