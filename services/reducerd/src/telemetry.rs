@@ -31,7 +31,12 @@ pub struct Telemetry {
 /// (the OTLP exporters use it).
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let resource = Resource::builder().with_service_name("reducerd").build();
+    // OTEL_SERVICE_NAME (one per role in the deployments) wins over the binary's name.
+    let mut resource = Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("reducerd");
+    }
+    let resource = resource.build();
     let otlp = (!config.otlp_endpoint.is_empty()).then_some(config.otlp_endpoint.as_str());
 
     let registry = prometheus::Registry::new();

@@ -27,6 +27,8 @@ pub struct Reducerd {
     child: Child,
     pub addr: String,
     pub metrics_addr: String,
+    /// Every line the process has written to stdout so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: PathBuf,
 }
 
@@ -55,15 +57,21 @@ impl Reducerd {
             .expect("spawn reducerd");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        // `addr=HOST:PORT` in text logs, `"addr":"HOST:PORT"` in JSON logs.
         let addr_in = |line: &str| {
+            if let Ok(json) = serde_json::from_str::<Value>(line) {
+                return json["fields"]["addr"].as_str().expect("addr field").to_owned();
+            }
             line.split_whitespace()
                 .find_map(|word| word.strip_prefix("addr="))
                 .expect("addr= in the serving line")
                 .to_owned()
         };
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut metrics_addr = None;
         let addr = loop {
             let line = lines.next().expect("reducerd exited before serving").expect("log line");
+            log.lock().expect("log").push(line.clone());
             if line.contains("reducerd serving metrics") {
                 metrics_addr = Some(addr_in(&line));
             }
@@ -72,10 +80,16 @@ impl Reducerd {
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().expect("log").push(line);
+            }
+        });
         Self {
             child,
             addr,
+            log,
             metrics_addr: metrics_addr.expect("the metrics endpoint starts before gRPC"),
             _dir: dir,
         }

@@ -416,3 +416,43 @@ async fn one_otlp_trace_follows_an_action_from_the_rpc_through_kafka_to_its_proj
     drop(server);
     drop(cluster);
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_trace_id_of_the_request_they_belong_to() {
+    let server = Reducerd::start_with(&[("PURE_REDUCER_LOG_FORMAT", "json")]);
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut request = Request::new(WaitForCompletionRequest {
+        correlation_id: format!("never-{}", new_id()),
+        timeout_ms: 20,
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("metadata"),
+    );
+    let status = EventBusServiceClient::new(connect(&server.addr).await)
+        .wait_for_completion(request)
+        .await
+        .expect_err("nothing completes");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+
+    // The line is written before the reply; the reader thread may not have collected it yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let found = server.log.lock().expect("log").iter().find_map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).ok()?;
+            (json["fields"]["message"] == "Timeout waiting for event").then_some(json)
+        });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no timeout line in the JSON log");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
+    assert_eq!(line["span"]["rpc.method"], "WaitForCompletion", "{line}");
+    // Every line is one JSON object.
+    for line in server.log.lock().expect("log").iter() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    }
+}
