@@ -21,6 +21,9 @@ Layout:
 - test_chart_monitoring.py: ServiceMonitor and PrometheusRule, and the synced rules file;
 - test_compose.py: the compose stack and the Prometheus, Grafana and collector configs it mounts;
 - test_image_and_docs.py: Dockerfile, .dockerignore and docs/deploy.md.
+
+live/ is not collected here: it runs a real reducerd and Prometheus, after cargo has built the
+binary, through deploy/tests/check-live.sh.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import Any
 import pytest
 
 from deploy_support import COMPOSE_FILE, interpolate, load_yaml, production_values, render
+
+collect_ignore = ["live"]
 
 
 @pytest.fixture(scope="session")
