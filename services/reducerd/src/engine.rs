@@ -378,6 +378,15 @@ async fn call_remote(
         }),
     });
     request.set_timeout(timeout);
+    // The remote reducer's spans join the action's trace.
+    for (name, value) in purereducer_bus::trace::inject_current() {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            request.metadata_mut().insert(key, value);
+        }
+    }
     let answer = match tokio::time::timeout(timeout, client.reduce(request)).await {
         Err(_) => return Err(remote_deadline(action, endpoint, timeout)),
         Ok(Err(status))
