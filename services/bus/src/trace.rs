@@ -41,15 +41,18 @@ pub fn set_parent(span: &tracing::Span, carrier: &HashMap<String, String>) {
     }
 }
 
-/// The trace headers of a JSON header object, as written to the outbox.
-pub fn from_json(headers: &serde_json::Value) -> HashMap<String, String> {
+/// The trace headers found by `get` (a header lookup by name) in any carrier: outbox JSON,
+/// Kafka headers, gRPC metadata.
+pub fn carrier<'a>(get: impl Fn(&str) -> Option<&'a str>) -> HashMap<String, String> {
     TRACE_HEADERS
         .iter()
-        .filter_map(|name| {
-            let value = headers.get(*name)?.as_str()?;
-            Some(((*name).to_owned(), value.to_owned()))
-        })
+        .filter_map(|name| Some(((*name).to_owned(), get(name)?.to_owned())))
         .collect()
+}
+
+/// The trace headers of a JSON header object, as written to the outbox.
+pub fn from_json(headers: &serde_json::Value) -> HashMap<String, String> {
+    carrier(|name| headers.get(name)?.as_str())
 }
 
 /// The trace headers of a Kafka message.
@@ -57,14 +60,10 @@ pub fn from_message(message: &OwnedMessage) -> HashMap<String, String> {
     let Some(headers) = message.headers() else {
         return HashMap::new();
     };
-    headers
-        .iter()
-        .filter(|header| TRACE_HEADERS.contains(&header.key))
-        .filter_map(|header| {
-            let value = std::str::from_utf8(header.value?).ok()?;
-            Some((header.key.to_owned(), value.to_owned()))
-        })
-        .collect()
+    carrier(|name| {
+        let header = headers.iter().find(|header| header.key == name)?;
+        std::str::from_utf8(header.value?).ok()
+    })
 }
 
 /// The trace id of `span` in hex, or `None` when it is not sampled into a trace.

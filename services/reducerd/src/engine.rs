@@ -113,12 +113,7 @@ impl Engine {
 
     /// Reads a workflow's canonical state, counting the read and storage failures.
     pub async fn get_state(&self, key: &purereducer_core::WorkflowKey) -> Result<Option<StoredState>, ApiError> {
-        let metrics = metrics();
-        metrics.get_state.add(1, &[]);
-        self.store.get_state(key).await.map_err(|err| {
-            metrics.get_state_errors.add(1, &[]);
-            ApiError::from(err)
-        })
+        counted_read(self.store.get_state(key).await)
     }
 
     /// The store the engine commits to.
@@ -157,11 +152,7 @@ impl Engine {
         let mut last_seen = Version::NONE;
         for attempt in 1..=self.retry.max_attempts {
             metrics.dedup_checks.add(1, labels);
-            metrics.get_state.add(1, &[]);
-            let snapshot = self.store.snapshot(&action.key, action.id).await.map_err(|err| {
-                metrics.get_state_errors.add(1, &[]);
-                ApiError::from(err)
-            })?;
+            let snapshot = counted_read(self.store.snapshot(&action.key, action.id).await)?;
             if let Some(record) = snapshot.processed {
                 metrics.dedup_hits.add(1, labels);
                 return duplicate(action, &fingerprint, record, snapshot.state.as_ref());
@@ -341,6 +332,16 @@ impl Engine {
         };
         (request, outcome)
     }
+}
+
+/// Counts a canonical-state read, and its failure, for the canonical-store metrics.
+fn counted_read<T>(result: purereducer_storage::StorageResult<T>) -> Result<T, ApiError> {
+    let metrics = metrics();
+    metrics.get_state.add(1, &[]);
+    result.map_err(|err| {
+        metrics.get_state_errors.add(1, &[]);
+        ApiError::from(err)
+    })
 }
 
 /// Runs a local reducer: the pure heart of the engine.

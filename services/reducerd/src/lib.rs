@@ -254,13 +254,7 @@ fn rpc_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
         rpc.method = %method,
         trace_id = tracing::field::Empty,
     );
-    let carrier: std::collections::HashMap<String, String> = purereducer_bus::trace::TRACE_HEADERS
-        .iter()
-        .filter_map(|name| {
-            let value = request.headers().get(*name)?.to_str().ok()?;
-            Some(((*name).to_owned(), value.to_owned()))
-        })
-        .collect();
+    let carrier = purereducer_bus::trace::carrier(|name| request.headers().get(name)?.to_str().ok());
     purereducer_bus::trace::set_parent(&span, &carrier);
     if let Some(trace_id) = purereducer_bus::trace::trace_id(&span) {
         span.record("trace_id", trace_id);
