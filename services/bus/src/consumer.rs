@@ -44,21 +44,18 @@ pub fn tail_consumer(brokers: &str, topics: &[&str]) -> Result<StreamConsumer, B
     Ok(consumer)
 }
 
-/// Up to `max` messages: waits for the first as long as it takes, then gathers more for
-/// at most `linger`.
-pub async fn next_batch(
-    consumer: &StreamConsumer,
-    max: usize,
-    linger: Duration,
-) -> Result<Vec<OwnedMessage>, BusError> {
+/// Up to `max` messages: waits for the first as long as it takes, then takes only what has
+/// already arrived. Nothing is held back to fill a batch, so a lone event is applied at once
+/// and a burst is applied together.
+pub async fn next_batch(consumer: &StreamConsumer, max: usize) -> Result<Vec<OwnedMessage>, BusError> {
     let first = consumer.recv().await?.detach();
     let mut batch = vec![first];
-    let deadline = tokio::time::Instant::now() + linger;
     while batch.len() < max {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(message.detach()),
-            Ok(Err(err)) => return Err(err.into()),
-            Err(_) => break,
+        // A message librdkafka has already fetched is ready at the first poll.
+        match futures::FutureExt::now_or_never(consumer.recv()) {
+            Some(Ok(message)) => batch.push(message.detach()),
+            Some(Err(err)) => return Err(err.into()),
+            None => break,
         }
     }
     Ok(batch)

@@ -144,6 +144,13 @@ pub struct ReducerConfig {
     pub backoff_base_ms: u64,
     /// Largest backoff ceiling.
     pub backoff_cap_ms: u64,
+    /// Owner tasks of this process; each owns the workflows that hash to it and has at most
+    /// one commit transaction in flight.
+    pub owners: usize,
+    /// Most actions one owner puts into one commit transaction.
+    pub max_batch_actions: usize,
+    /// Most workflows whose state the owners keep in memory; idle ones beyond it are evicted.
+    pub max_cached_workflows: usize,
 }
 
 impl Default for ReducerConfig {
@@ -153,6 +160,9 @@ impl Default for ReducerConfig {
             max_attempts: policy.max_attempts,
             backoff_base_ms: policy.backoff_base_ms,
             backoff_cap_ms: policy.backoff_cap_ms,
+            owners: 4,
+            max_batch_actions: 512,
+            max_cached_workflows: 10_000,
         }
     }
 }
@@ -356,6 +366,15 @@ impl Config {
                 ),
             ));
         }
+        for (key, value) in [
+            ("reducer.owners", self.reducer.owners),
+            ("reducer.max_batch_actions", self.reducer.max_batch_actions),
+            ("reducer.max_cached_workflows", self.reducer.max_cached_workflows),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         if self.dedup.ttl_seconds == 0 {
             return Err(invalid("dedup.ttl_seconds", "must be at least 1"));
         }
@@ -376,6 +395,11 @@ impl Config {
                 backoff_cap_ms: self.reducer.backoff_cap_ms,
             },
             dedup_ttl: Duration::from_secs(self.dedup.ttl_seconds),
+            owners: OwnerLimits {
+                owners: self.reducer.owners,
+                max_batch_actions: self.reducer.max_batch_actions,
+                max_cached_workflows: self.reducer.max_cached_workflows,
+            },
             workflow_types,
         })
     }
@@ -444,6 +468,17 @@ fn parse_addr(key: &str, raw: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| invalid(key, format!("'{raw}' is not an address such as 0.0.0.0:50051")))
 }
 
+/// Sizing of the engine's key owners (see [`crate::engine`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerLimits {
+    /// Owner tasks.
+    pub owners: usize,
+    /// Most actions per commit transaction.
+    pub max_batch_actions: usize,
+    /// Most workflow states kept in memory across all owners.
+    pub max_cached_workflows: usize,
+}
+
 /// The checked, ready-to-use parts of the configuration.
 #[derive(Debug, Clone)]
 pub struct Validated {
@@ -457,6 +492,8 @@ pub struct Validated {
     pub retry: RetryPolicy,
     /// Dedup record lifetime.
     pub dedup_ttl: Duration,
+    /// How the engine's owners are sized.
+    pub owners: OwnerLimits,
     /// Declared workflow types.
     pub workflow_types: WorkflowTypes,
 }

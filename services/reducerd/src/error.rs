@@ -4,6 +4,8 @@
 use purereducer_core::FieldError;
 use purereducer_storage::StorageError;
 use tonic::{Code, Status};
+
+use crate::engine::EngineError;
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// Everything a request can fail with.
@@ -67,6 +69,25 @@ impl From<StorageError> for ApiError {
             }
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Unavailable(message) | EngineError::ReducerUnavailable(message) => Self::Unavailable(message),
+            EngineError::ReducerTimeout(message) => Self::DeadlineExceeded(message),
+            EngineError::InvalidArgument(errors) => Self::InvalidArgument(errors),
+            EngineError::Mismatch(message) | EngineError::BadReducer(message) => Self::FailedPrecondition(message),
+            EngineError::Reused(message) => Self::AlreadyExists(message),
+            EngineError::Bug(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<EngineError> for Status {
+    fn from(error: EngineError) -> Self {
+        ApiError::from(error).into()
     }
 }
 

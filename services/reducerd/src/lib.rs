@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - [`config`]: layered configuration and its validation.
-//! - [`engine`]: the exactly-once action engine behind `HandleAction`.
+//! - [`engine`]: the exactly-once action engine: one owner per key, folded and group commits.
 //! - [`events`]: the protobuf events a commit writes to the outbox.
 //! - [`convert`]: protobuf ↔ domain conversions and request validation.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
@@ -116,6 +116,7 @@ pub async fn serve(
         app.validated.retry,
         app.validated.dedup_ttl,
         hub.clone(),
+        app.validated.owners,
     )?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Turns true as soon as shutdown starts, while in-flight requests still drain.

@@ -7,7 +7,8 @@
 //! - [`error`]: storage errors and the one place SQLSTATE codes become them.
 //! - [`postgres`]: the PostgreSQL implementation (sqlx, migrations in `migrations/postgres`).
 //! - [`sqlite`]: the SQLite implementation (migrations in `migrations/sqlite`).
-//! - `testing` (feature `testing`): a fresh, migrated database per test.
+//! - `testing` (feature `testing`): a fresh, migrated database per test, and a store wrapper
+//!   that records group commits.
 
 pub mod error;
 pub mod model;
@@ -16,6 +17,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +26,9 @@ use purereducer_core::{ActionId, WorkflowKey};
 
 pub use crate::error::StorageError;
 pub use crate::model::{
-    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord,
-    ProjectionRow, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StoredProjection, StoredState,
-    StoredWatermark, channels,
+    ApplyStats, CommitRequest, CommitRequestSummary, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent,
+    ProcessedRecord, ProjectionRow, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StoredProjection,
+    StoredState, StoredWatermark, channels,
 };
 
 /// Result of a storage call.
@@ -46,7 +48,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Atomically: checks the stored version against `expected`, writes the new state,
     /// inserts the dedup records and the outbox events. Nothing is written unless all is.
-    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult>;
+    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult> {
+        let mut results = self.commit_batch(std::slice::from_ref(&request)).await?;
+        results
+            .pop()
+            .ok_or_else(|| StorageError::Database("a batch of one commit returned no result".to_owned()))
+    }
+
+    /// Commits the requests of several workflows in ONE transaction (group commit). Each
+    /// request is checked on its own: one whose version check fails writes nothing and
+    /// reports [`CommitResult::Conflict`] while the others commit. If an action's dedup
+    /// record already exists the whole transaction is rolled back: that request reports
+    /// [`CommitResult::AlreadyProcessed`], every other [`CommitResult::Deferred`]. Rows are
+    /// locked in key order, so concurrent batches cannot deadlock. Keys must be distinct;
+    /// results come in request order.
+    async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>>;
+
+    /// Reads the states of several workflows in one round trip, by workflow key; keys that
+    /// do not exist are absent from the map.
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>>;
+
+    /// The unexpired dedup records of several (workflow, action) pairs in one round trip,
+    /// as (workflow key, record).
+    async fn find_processed_many(
+        &self,
+        pairs: &[(WorkflowKey, ActionId)],
+    ) -> StorageResult<Vec<(String, ProcessedRecord)>>;
 
     /// The unexpired record of an action, if any.
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>>;

@@ -116,6 +116,36 @@ pub struct CommitRequest {
     pub events: Vec<OutboxEvent>,
 }
 
+/// The shape of a commit request, for tests and logs: what it expected and the outcome of
+/// each action it records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRequestSummary {
+    /// The version the request was computed from.
+    pub expected: Version,
+    /// The version it writes, if it writes a state.
+    pub writes: Option<Version>,
+    /// Each dedup record's action, status and version, in order.
+    pub records: Vec<(ActionId, ActionStatus, Version)>,
+    /// How many outbox events it adds.
+    pub events: usize,
+}
+
+impl CommitRequestSummary {
+    /// The summary of `request`.
+    pub fn of(request: &CommitRequest) -> Self {
+        Self {
+            expected: request.expected,
+            writes: request.write.as_ref().map(|w| w.version),
+            records: request
+                .records
+                .iter()
+                .map(|r| (r.action_id, r.status, r.version))
+                .collect(),
+            events: request.events.len(),
+        }
+    }
+}
+
 /// What a commit did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommitResult {
@@ -131,6 +161,9 @@ pub enum CommitResult {
     },
     /// One of the actions already has an unexpired record; nothing was written.
     AlreadyProcessed(ProcessedRecord),
+    /// Nothing was written because another request of the same batch found an existing
+    /// dedup record and the batch's transaction was rolled back; commit it again as it is.
+    Deferred,
 }
 
 /// What `record_processed` did.

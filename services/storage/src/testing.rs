@@ -11,7 +11,15 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
-use crate::{PoolOptions, StorageResult, Store};
+use std::collections::HashMap;
+
+use purereducer_core::{ActionId, WorkflowKey};
+
+use crate::{
+    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
+    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StorageResult, Store, StoredProjection, StoredState,
+    StoredWatermark,
+};
 
 /// The server test databases are created on.
 pub fn admin_url() -> String {
@@ -66,4 +74,171 @@ pub async fn fresh_store(backend: &str) -> StorageResult<Arc<dyn Store>> {
     }
     let (store, _) = fresh_sqlite().await?;
     Ok(store)
+}
+
+/// What one `commit_batch` call asked for and got, as [`Instrumented`] records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    /// Per request: the workflow key, the version it expected, and the statuses of its
+    /// dedup records in order.
+    pub requests: Vec<(String, crate::model::CommitRequestSummary)>,
+    /// The results, in request order (empty when the call failed).
+    pub results: Vec<crate::CommitResult>,
+}
+
+/// Runs before a batch commits, with the batch's keys: a test plays "another replica that
+/// wrote first" here.
+pub type Interference =
+    Arc<dyn Fn(Vec<String>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A real store that records every group commit and can pause one or interfere before it,
+/// so tests can see how actions were folded and batched.
+pub struct Instrumented {
+    inner: Arc<dyn Store>,
+    batches: std::sync::Mutex<Vec<BatchRecord>>,
+    pause: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, tokio::sync::oneshot::Receiver<()>)>>,
+    interference: std::sync::Mutex<Option<Interference>>,
+}
+
+impl std::fmt::Debug for Instrumented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instrumented").field("inner", &self.inner).finish()
+    }
+}
+
+/// Releases a paused commit when dropped or when [`Paused::release`] is called.
+#[derive(Debug)]
+pub struct Paused {
+    /// Notified once the paused commit has started and is waiting.
+    pub entered: Arc<tokio::sync::Notify>,
+    release: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Paused {
+    /// Lets the paused commit go on.
+    pub fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
+}
+
+impl Instrumented {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            batches: std::sync::Mutex::new(Vec::new()),
+            pause: std::sync::Mutex::new(None),
+            interference: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The wrapped store (a second server on the same database uses it directly).
+    pub fn inner(&self) -> Arc<dyn Store> {
+        self.inner.clone()
+    }
+
+    /// Every group commit so far.
+    pub fn batches(&self) -> Vec<BatchRecord> {
+        self.batches.lock().expect("batches").clone()
+    }
+
+    /// Makes the next `commit_batch` wait until the returned handle is released.
+    pub fn pause_next_commit(&self) -> Paused {
+        let entered = Arc::new(tokio::sync::Notify::new());
+        let (release, wait) = tokio::sync::oneshot::channel();
+        *self.pause.lock().expect("pause") = Some((entered.clone(), wait));
+        Paused {
+            entered,
+            release: Some(release),
+        }
+    }
+
+    /// Runs `interference` before every later `commit_batch`.
+    pub fn interfere(&self, interference: Interference) {
+        *self.interference.lock().expect("interference") = Some(interference);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Instrumented {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
+        self.inner.get_state(key).await
+    }
+    async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
+        self.inner.snapshot(key, action_id).await
+    }
+    async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
+        let pause = self.pause.lock().expect("pause").take();
+        if let Some((entered, wait)) = pause {
+            entered.notify_one();
+            let _ = wait.await;
+        }
+        let interference = self.interference.lock().expect("interference").clone();
+        if let Some(interference) = interference {
+            interference(requests.iter().map(|r| r.key.as_str().to_owned()).collect()).await;
+        }
+        let result = self.inner.commit_batch(requests).await;
+        let record = BatchRecord {
+            requests: requests
+                .iter()
+                .map(|r| (r.key.as_str().to_owned(), crate::model::CommitRequestSummary::of(r)))
+                .collect(),
+            results: result.as_ref().map(Clone::clone).unwrap_or_default(),
+        };
+        self.batches.lock().expect("batches").push(record);
+        result
+    }
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+        self.inner.get_states(keys).await
+    }
+    async fn find_processed_many(
+        &self,
+        pairs: &[(WorkflowKey, ActionId)],
+    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+        self.inner.find_processed_many(pairs).await
+    }
+    async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
+        self.inner.find_processed(key, action_id).await
+    }
+    async fn record_processed(&self, key: &WorkflowKey, record: NewRecord) -> StorageResult<RecordResult> {
+        self.inner.record_processed(key, record).await
+    }
+    async fn cleanup_expired(&self) -> StorageResult<u64> {
+        self.inner.cleanup_expired().await
+    }
+    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
+        self.inner.append_events(events).await
+    }
+    async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
+        self.inner.pending_events(limit).await
+    }
+    async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
+        self.inner.mark_published(ids).await
+    }
+    async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+        self.inner.apply_projections(updates).await
+    }
+    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+        self.inner.get_projection(key).await
+    }
+    async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>> {
+        self.inner.list_watermarks().await
+    }
+    async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
+        self.inner.record_completion(completion).await
+    }
+    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
+        self.inner.find_completion(correlation_id).await
+    }
+    async fn try_singleton(&self, name: &str) -> StorageResult<Option<crate::Singleton>> {
+        self.inner.try_singleton(name).await
+    }
+    async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>> {
+        self.inner.notifications().await
+    }
 }

@@ -45,6 +45,9 @@ conformance!(
     projections_apply_once_with_forward_only_watermarks,
     completions_keep_the_first_outcome,
     published_events_leave_the_pending_list,
+    group_commit_checks_each_workflow_on_its_own,
+    group_commit_with_an_already_processed_action_writes_nothing,
+    batched_reads_return_states_and_records_by_key,
 );
 
 fn key(raw: &str) -> WorkflowKey {
@@ -409,7 +412,7 @@ async fn concurrent_compare_and_set_has_no_gaps(store: Arc<dyn Store>) {
                 match store.commit(request).await.expect("commit") {
                     CommitResult::Committed { version } => return version.get(),
                     CommitResult::Conflict { .. } => continue,
-                    CommitResult::AlreadyProcessed(r) => panic!("unexpected duplicate {r:?}"),
+                    other => panic!("unexpected {other:?}"),
                 }
             }
         }));
@@ -534,4 +537,149 @@ async fn published_events_leave_the_pending_list(store: Arc<dyn Store>) {
         .map(|p| p.event.version.get())
         .collect();
     assert_eq!(left, vec![2]);
+}
+
+async fn group_commit_checks_each_workflow_on_its_own(store: Arc<dyn Store>) {
+    commit(&store, "a", 0, json!({"a": 1})).await;
+    commit(&store, "b", 0, json!({"b": 1})).await;
+    commit(&store, "taken", 0, json!({"t": 1})).await;
+    let request = |k: &str, expected: u64, writes: u64| CommitRequest {
+        key: key(k),
+        expected: Version::new(expected),
+        write: Some(write(writes, json!({ k: writes }))),
+        records: vec![record(new_id(), writes, HOURS_6)],
+        events: vec![event(k, writes, "StateCommitted")],
+    };
+    // Three versions of "a" folded into one request, a stale "b", a new "c", and a create of
+    // a workflow that exists.
+    let mut folded = request("a", 1, 4);
+    folded.records = (2..=4).map(|v| record(new_id(), v, HOURS_6)).collect();
+    folded.events = (2..=4).map(|v| event("a", v, "StateCommitted")).collect();
+    let results = store
+        .commit_batch(&[folded, request("b", 7, 8), request("c", 0, 1), request("taken", 0, 1)])
+        .await
+        .expect("group commit");
+    assert_eq!(
+        results,
+        vec![
+            CommitResult::Committed {
+                version: Version::new(4)
+            },
+            CommitResult::Conflict {
+                current: Version::new(1)
+            },
+            CommitResult::Committed {
+                version: Version::new(1)
+            },
+            CommitResult::Conflict {
+                current: Version::new(1)
+            },
+        ]
+    );
+    let version = |k: &'static str| {
+        let store = store.clone();
+        async move { store.get_state(&key(k)).await.expect("read").map(|s| s.version.get()) }
+    };
+    assert_eq!(
+        (
+            version("a").await,
+            version("b").await,
+            version("c").await,
+            version("taken").await
+        ),
+        (Some(4), Some(1), Some(1), Some(1))
+    );
+    let written: Vec<(String, u64)> = store
+        .pending_events(100)
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|p| (p.event.workflow_key, p.event.version.get()))
+        .filter(|(k, _)| k == "a" || k == "b" || k == "c")
+        .collect();
+    assert_eq!(
+        written,
+        vec![
+            ("a".to_owned(), 2),
+            ("a".to_owned(), 3),
+            ("a".to_owned(), 4),
+            ("c".to_owned(), 1),
+        ],
+        "only passing requests wrote events, in request order and, per key, in version order"
+    );
+}
+
+async fn group_commit_with_an_already_processed_action_writes_nothing(store: Arc<dyn Store>) {
+    commit(&store, "a", 0, json!({"a": 1})).await;
+    let seen = new_id();
+    store
+        .record_processed(&key("a"), record(seen, 1, HOURS_6))
+        .await
+        .expect("recorded");
+    let results = store
+        .commit_batch(&[
+            CommitRequest {
+                key: key("a"),
+                expected: Version::new(1),
+                write: Some(write(2, json!({"a": 2}))),
+                records: vec![record(seen, 2, HOURS_6)],
+                events: vec![event("a", 2, "StateCommitted")],
+            },
+            CommitRequest {
+                key: key("fresh"),
+                expected: Version::NONE,
+                write: Some(write(1, json!({"f": 1}))),
+                records: vec![record(new_id(), 1, HOURS_6)],
+                events: vec![event("fresh", 1, "StateCommitted")],
+            },
+        ])
+        .await
+        .expect("group commit");
+    assert!(
+        matches!(&results[0], CommitResult::AlreadyProcessed(r) if r.action_id == seen),
+        "{results:?}"
+    );
+    assert_eq!(results[1], CommitResult::Deferred);
+    assert_eq!(
+        store.get_state(&key("a")).await.expect("read").map(|s| s.version.get()),
+        Some(1)
+    );
+    assert!(
+        store.get_state(&key("fresh")).await.expect("read").is_none(),
+        "nothing of the batch stays"
+    );
+    let events = store.pending_events(100).await.expect("outbox");
+    assert!(events.is_empty(), "no event of the batch stays");
+}
+
+async fn batched_reads_return_states_and_records_by_key(store: Arc<dyn Store>) {
+    commit(&store, "a", 0, json!({"a": 1})).await;
+    commit(&store, "b", 0, json!({"b": 1})).await;
+    let states = store
+        .get_states(&[key("a"), key("b"), key("missing")])
+        .await
+        .expect("states");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states["b"].state, object(json!({"b": 1})));
+    let (one, two) = (new_id(), new_id());
+    store
+        .record_processed(&key("a"), record(one, 1, HOURS_6))
+        .await
+        .expect("recorded");
+    store
+        .record_processed(&key("b"), record(two, 1, HOURS_6))
+        .await
+        .expect("recorded");
+    let found = store
+        .find_processed_many(&[
+            (key("a"), one),
+            (key("a"), two),
+            (key("b"), two),
+            (key("missing"), new_id()),
+        ])
+        .await
+        .expect("records");
+    let mut found: Vec<(String, ActionId)> = found.into_iter().map(|(k, r)| (k, r.action_id)).collect();
+    found.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(found, vec![("a".to_owned(), one), ("b".to_owned(), two)]);
 }

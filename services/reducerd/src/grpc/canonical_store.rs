@@ -6,18 +6,13 @@ use purereducer_api::v1::canonical_store_service_server::CanonicalStoreService;
 use purereducer_api::v1::{
     GetStateRequest, GetStateResponse, TryCommitRequest, TryCommitResponse, try_commit_response,
 };
-use purereducer_core::outcome::result_hash;
-use purereducer_core::{ActionStatus, FieldError, Namespace, TypeName, Version, WorkflowKey};
-use purereducer_storage::{CommitRequest, CommitResult, StateWrite};
+use purereducer_core::{FieldError, Namespace, TypeName, Version, WorkflowKey};
 use tonic::{Request, Response, Status};
-use tracing::Instrument as _;
 
 use crate::convert::{FieldErrors, json_field, json_to_struct};
-use crate::engine::Engine;
+use crate::engine::{DirectCommit, DirectOutcome, Engine, Provenance};
 use crate::error::ApiError;
-use crate::events::{CommitContext, commit_events};
 use crate::grpc::timestamp_ms;
-use crate::metrics::{metrics, workflow_labels};
 
 /// Serves `CanonicalStoreService`.
 #[derive(Debug, Clone)]
@@ -69,82 +64,28 @@ impl CanonicalStore {
             return Err(FieldError::new("workflow_type", format!("'{name}' is not a declared workflow type")).into());
         }
 
-        let expected = Version::new(request.expected_version);
-        let stored = self.engine.get_state(&key).await?;
-        let (workflow_type, namespace) = match &stored {
-            Some(stored) => {
-                if let Some(given) = &workflow_type
-                    && given.as_str() != stored.workflow_type
-                {
-                    return Err(ApiError::FailedPrecondition(format!(
-                        "workflow {key} has type {}, not {given}",
-                        stored.workflow_type
-                    )));
-                }
-                if !request.namespace.is_empty() && namespace.as_str() != stored.namespace {
-                    return Err(ApiError::FailedPrecondition(format!(
-                        "workflow {key} belongs to namespace {}, not {namespace}",
-                        stored.namespace
-                    )));
-                }
-                let stored_type = TypeName::parse(&stored.workflow_type, "workflow_type")?;
-                let stored_namespace = Namespace::parse_or_default(&stored.namespace)?;
-                (stored_type, stored_namespace)
-            }
-            None => (
-                workflow_type.unwrap_or(TypeName::parse("default", "workflow_type")?),
-                namespace,
-            ),
-        };
-        // A read that already shows another version answers without a write.
-        let labels = workflow_labels(workflow_type.as_str(), namespace.as_str());
-        let current = stored.as_ref().map_or(Version::NONE, |s| s.version);
-        if current != expected {
-            metrics().state_conflicts.add(1, &labels);
-            return Ok(conflict(current));
-        }
-
-        let version = expected.next();
         let correlation_id = crate::convert::correlation_id(&provenance.correlation_id, "provenance.correlation_id")?;
-        let hash = result_hash(ActionStatus::Committed, version, Some(&state), &[], None);
-        let context = CommitContext {
-            workflow_key: key.as_str(),
-            namespace: namespace.as_str(),
-            workflow_type: workflow_type.as_str(),
-            action_id: provenance.action_id.clone(),
-            action_type: "TryCommit",
-            correlation_id: &correlation_id,
-        };
-        let events = commit_events(&context, version, &state, &[], &hash);
-        let write = StateWrite {
-            state,
-            version,
-            workflow_type: workflow_type.clone(),
-            namespace: namespace.clone(),
-            provenance: serde_json::json!({
-                "action_id": provenance.action_id,
-                "correlation_id": correlation_id,
-                "actor": provenance.actor,
-                "reason": provenance.reason,
-            }),
-        };
-        let commit = CommitRequest {
+        let commit = DirectCommit {
             key,
-            expected,
-            write: Some(write),
-            records: Vec::new(),
-            events,
+            expected: Version::new(request.expected_version),
+            state,
+            workflow_type,
+            namespace,
+            namespace_given: !request.namespace.is_empty(),
+            provenance: Provenance {
+                action_id: provenance.action_id,
+                actor: provenance.actor,
+                reason: provenance.reason,
+                correlation_id,
+            },
         };
-        let span =
-            tracing::info_span!("commit", otel.kind = "client", db.operation = "commit", expected_version = %expected);
-        match self.engine.commit(commit, &labels).instrument(span).await? {
-            CommitResult::Committed { version } => Ok(TryCommitResponse {
+        match self.engine.try_commit(commit).await? {
+            DirectOutcome::Committed(version) => Ok(TryCommitResponse {
                 outcome: Some(try_commit_response::Outcome::Committed(
                     try_commit_response::Committed { version: version.get() },
                 )),
             }),
-            CommitResult::Conflict { current } => Ok(conflict(current)),
-            CommitResult::AlreadyProcessed(_) => Err(ApiError::Internal("TryCommit wrote a dedup record".to_owned())),
+            DirectOutcome::Conflict(current) => Ok(conflict(current)),
         }
     }
 }

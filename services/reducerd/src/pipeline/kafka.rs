@@ -15,7 +15,6 @@ use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
-use tracing::Instrument as _;
 
 use crate::convert::parse_action;
 use crate::engine::Engine;
@@ -41,7 +40,7 @@ pub struct KafkaMaterializer {
     pub hub: Arc<Hub>,
     /// Largest batch.
     pub max_records: usize,
-    /// Longest wait for a batch to fill.
+    /// Longest a poll waits for the first record before checking for shutdown again.
     pub batch_timeout: Duration,
 }
 
@@ -58,7 +57,11 @@ impl KafkaMaterializer {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             let batch = tokio::select! {
-                batch = next_batch(&self.consumer, self.max_records, self.batch_timeout) => batch,
+                batch = tokio::time::timeout(self.batch_timeout, next_batch(&self.consumer, self.max_records)) => match batch {
+                    Ok(batch) => batch,
+                    // Nothing arrived within one polling interval: poll again.
+                    Err(_) => continue,
+                },
                 _ = stop.wait_for(|stop| *stop) => return,
             };
             let batch = match batch {
@@ -221,45 +224,52 @@ impl KafkaMaterializer {
     }
 }
 
-/// Applies actions queued on the actions topic, one at a time in partition order.
+/// Applies actions queued on the actions topic. Whatever has arrived is handed to the engine
+/// at once (in partition order, so in order per key), and the offsets are committed once
+/// every completion of the batch is recorded.
 pub async fn run_action_consumer(
     consumer: StreamConsumer,
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     max_payload: usize,
+    max_records: usize,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let message = tokio::select! {
-            message = consumer.recv() => message.map(|m| m.detach()),
+        let batch = tokio::select! {
+            batch = next_batch(&consumer, max_records) => batch,
             _ = stop.wait_for(|stop| *stop) => return,
         };
-        let message = match message {
-            Ok(message) => message,
+        let batch = match batch {
+            Ok(batch) => batch,
             Err(err) => {
                 tracing::warn!(error = %err, "consume failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
         };
-        let decoded = v1::Action::decode(message.payload().unwrap_or_default())
-            .map_err(|err| format!("undecodable action: {err}"))
-            .and_then(|raw| {
-                parse_action(Some(&raw), "action", max_payload).map_err(|errors| ApiError::from(errors).to_string())
-            });
-        match decoded {
-            Ok(action) => {
-                let span =
-                    tracing::info_span!("queued action", otel.kind = "consumer", workflow_type = %action.workflow_type);
-                purereducer_bus::trace::set_parent(&span, &purereducer_bus::trace::from_message(&message));
-                complete(&engine, &hub, &action).instrument(span).await;
-            }
-            Err(reason) => {
-                let correlation_id = header(&message, "correlation_id").unwrap_or_default();
-                tracing::error!(%reason, %correlation_id, "queued action cannot be applied; skipped");
+        let mut actions = Vec::with_capacity(batch.len());
+        for message in &batch {
+            let decoded = v1::Action::decode(message.payload().unwrap_or_default())
+                .map_err(|err| format!("undecodable action: {err}"))
+                .and_then(|raw| {
+                    parse_action(Some(&raw), "action", max_payload).map_err(|errors| ApiError::from(errors).to_string())
+                });
+            match decoded {
+                Ok(action) => {
+                    let span = tracing::info_span!("queued action", otel.kind = "consumer", workflow_type = %action.workflow_type);
+                    purereducer_bus::trace::set_parent(&span, &purereducer_bus::trace::from_message(message));
+                    actions.push((action, span));
+                }
+                Err(reason) => {
+                    let correlation_id = header(message, "correlation_id").unwrap_or_default();
+                    tracing::error!(%reason, %correlation_id, "queued action cannot be applied; skipped");
+                }
             }
         }
-        if let Err(err) = commit_batch(&consumer, std::slice::from_ref(&message)) {
+        complete(&engine, &hub, &actions).await;
+        drop(actions);
+        if let Err(err) = commit_batch(&consumer, &batch) {
             tracing::warn!(error = %err, "offset commit failed");
         }
     }

@@ -160,6 +160,7 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             context.engine.clone(),
             context.hub.clone(),
             max_payload,
+            projection.max_records,
             context.stop.clone(),
         )));
     }

@@ -51,15 +51,39 @@ impl LocalQueue {
     }
 }
 
+/// Most queued actions handed to the engine at once.
+const MAX_HANDOFF: usize = 512;
+
 async fn work(mut queue: mpsc::Receiver<Action>, engine: Arc<Engine>, hub: Arc<Hub>) {
-    while let Some(action) = queue.recv().await {
-        complete(&engine, &hub, &action).await;
+    while let Some(first) = queue.recv().await {
+        // Everything already queued goes to the owners together, so it folds and group-commits.
+        let mut actions = vec![(first, tracing::Span::current())];
+        while actions.len() < MAX_HANDOFF {
+            match queue.try_recv() {
+                Ok(action) => actions.push((action, tracing::Span::current())),
+                Err(_) => break,
+            }
+        }
+        complete(&engine, &hub, &actions).await;
     }
 }
 
-/// Applies a queued action, records its completion and announces it.
-pub async fn complete(engine: &Engine, hub: &Hub, action: &Action) {
-    let completion = match engine.handle(action).await {
+/// Applies queued actions (in order per key), records their completions and announces them.
+pub async fn complete(engine: &Engine, hub: &Hub, actions: &[(Action, tracing::Span)]) {
+    let outcomes = engine.handle_many(actions).await;
+    let recorded = actions.iter().zip(outcomes).map(|((action, _), outcome)| async move {
+        let completion = completion_of(action, outcome);
+        record(engine.store(), &completion).await;
+        hub.completed(completion.correlation_id);
+    });
+    futures::future::join_all(recorded).await;
+}
+
+fn completion_of(
+    action: &Action,
+    outcome: Result<purereducer_core::Outcome, crate::engine::EngineError>,
+) -> Completion {
+    match outcome {
         Ok(outcome) => Completion {
             correlation_id: action.correlation_id.clone(),
             action_id: action.id,
@@ -79,9 +103,7 @@ pub async fn complete(engine: &Engine, hub: &Hub, action: &Action) {
             result_hash: String::new(),
             rejection_reason: Some(err.to_string()),
         },
-    };
-    record(engine.store(), &completion).await;
-    hub.completed(completion.correlation_id);
+    }
 }
 
 async fn record(store: &Arc<dyn Store>, completion: &Completion) {

@@ -101,7 +101,10 @@ async fn fifty_concurrent_copies_of_one_action_apply_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gave_up_outcomes_match_reducer_gave_up_events_under_default_retries() {
+async fn one_server_never_gives_up_on_a_hot_key_under_default_retries() {
+    // Inside one server a key has one owner: its actions queue and fold instead of racing,
+    // so the default three attempts are never exhausted. (Giving up across servers is
+    // covered in `engine`.)
     let server = start(Backend::Postgres, |_| {}).await;
     let replies =
         join_all((0..120).map(|i| handle(&server, action(&new_id(), "contended", "merge", "set", json!({"i": i})))))
@@ -110,32 +113,18 @@ async fn gave_up_outcomes_match_reducer_gave_up_events_under_default_retries() {
         .iter()
         .map(|r| status_of(r.as_ref().expect("handled")))
         .collect();
-    assert!(
-        statuses
-            .iter()
-            .all(|s| matches!(s, ActionStatus::Committed | ActionStatus::GaveUp)),
-        "{statuses:?}"
-    );
-    let gave_up = statuses.iter().filter(|s| **s == ActionStatus::GaveUp).count() as i64;
-    let committed = statuses.iter().filter(|s| **s == ActionStatus::Committed).count() as i64;
-    assert!(
-        gave_up > 0,
-        "120 concurrent writers on one key with 3 attempts must exhaust some"
-    );
+    assert!(statuses.iter().all(|s| *s == ActionStatus::Committed), "{statuses:?}");
     let events: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM event_outbox WHERE workflow_key = 'contended' AND event_type = 'ReducerGaveUp'",
     )
     .fetch_one(server.pg())
     .await
     .expect("outbox count");
-    assert_eq!(events, gave_up);
+    assert_eq!(events, 0);
     let version: i64 = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = 'contended'")
         .fetch_one(server.pg())
         .await
         .expect("state");
-    assert_eq!(
-        version, committed,
-        "every committed action took one version, nothing else did"
-    );
+    assert_eq!(version, 120, "every action took one version");
     server.stop().await;
 }

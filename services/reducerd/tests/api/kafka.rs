@@ -308,11 +308,23 @@ impl purereducer_storage::Store for CrashingStore {
     ) -> purereducer_storage::StorageResult<purereducer_storage::Snapshot> {
         self.inner.snapshot(key, id).await
     }
-    async fn commit(
+    async fn commit_batch(
         &self,
-        request: purereducer_storage::CommitRequest,
-    ) -> purereducer_storage::StorageResult<purereducer_storage::CommitResult> {
-        self.inner.commit(request).await
+        requests: &[purereducer_storage::CommitRequest],
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::CommitResult>> {
+        self.inner.commit_batch(requests).await
+    }
+    async fn get_states(
+        &self,
+        keys: &[purereducer_core::WorkflowKey],
+    ) -> purereducer_storage::StorageResult<std::collections::HashMap<String, purereducer_storage::StoredState>> {
+        self.inner.get_states(keys).await
+    }
+    async fn find_processed_many(
+        &self,
+        pairs: &[(purereducer_core::WorkflowKey, purereducer_core::ActionId)],
+    ) -> purereducer_storage::StorageResult<Vec<(String, purereducer_storage::ProcessedRecord)>> {
+        self.inner.find_processed_many(pairs).await
     }
     async fn find_processed(
         &self,

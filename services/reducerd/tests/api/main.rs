@@ -5,6 +5,7 @@ mod broker;
 mod canonical_store;
 mod concurrency;
 mod dedup;
+mod engine;
 mod grpcurl;
 mod handle_action;
 mod kafka;

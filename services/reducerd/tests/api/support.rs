@@ -7,7 +7,7 @@ use purereducer_api::v1::canonical_store_service_client::CanonicalStoreServiceCl
 use purereducer_api::v1::reducer_service_client::ReducerServiceClient;
 use purereducer_api::v1::{self as api, HandleActionRequest, HandleActionResponse};
 use purereducer_storage::Store;
-use purereducer_storage::testing::{fresh_postgres, fresh_sqlite};
+use purereducer_storage::testing::{Instrumented, fresh_postgres, fresh_sqlite};
 use reducerd::App;
 use reducerd::config::Config;
 use serde_json::Value;
@@ -25,6 +25,7 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Postgres,
     Sqlite,
@@ -32,10 +33,19 @@ pub enum Backend {
 
 /// Starts a server on a new database; `tune` adjusts the default configuration.
 pub async fn start(backend: Backend, tune: impl FnOnce(&mut Config)) -> TestServer {
-    let mut config = Config::default();
-    config.dedup.cleanup_interval_seconds = 0;
-    tune(&mut config);
-    let (store, pg): (Arc<dyn Store>, _) = match backend {
+    let (store, pg) = fresh(backend).await;
+    serve_on(store, pg, tune).await
+}
+
+/// Starts a server whose store records every group commit (see [`Instrumented`]).
+pub async fn start_instrumented(backend: Backend, tune: impl FnOnce(&mut Config)) -> (TestServer, Arc<Instrumented>) {
+    let (store, pg) = fresh(backend).await;
+    let instrumented = Instrumented::new(store);
+    (serve_on(instrumented.clone(), pg, tune).await, instrumented)
+}
+
+async fn fresh(backend: Backend) -> (Arc<dyn Store>, Option<sqlx::PgPool>) {
+    match backend {
         Backend::Postgres => {
             let (store, _) = fresh_postgres(20).await.expect("postgres test database");
             let pool = store.pool().clone();
@@ -45,7 +55,14 @@ pub async fn start(backend: Backend, tune: impl FnOnce(&mut Config)) -> TestServ
             let (store, _) = fresh_sqlite().await.expect("sqlite test database");
             (store, None)
         }
-    };
+    }
+}
+
+/// Starts a server on `store`.
+pub async fn serve_on(store: Arc<dyn Store>, pg: Option<sqlx::PgPool>, tune: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config::default();
+    config.dedup.cleanup_interval_seconds = 0;
+    tune(&mut config);
     let app = App::with_store(config, store.clone()).expect("valid test config");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
     let addr = listener.local_addr().expect("bound address");

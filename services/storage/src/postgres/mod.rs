@@ -1,6 +1,10 @@
 //! The PostgreSQL store: the production backend.
 
+mod commit;
 mod pipeline;
+mod projection;
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
@@ -13,8 +17,8 @@ use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
     ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
-    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StorageResult, Store, StoredProjection,
-    StoredState, StoredWatermark,
+    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StorageResult, Store, StoredProjection, StoredState,
+    StoredWatermark,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -59,14 +63,6 @@ impl PgStore {
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1")
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(Version::new(version.unwrap_or(0).max(0) as u64))
     }
 }
 
@@ -115,35 +111,19 @@ impl Store for PgStore {
         Ok(Snapshot { state, processed })
     }
 
-    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult> {
-        let mut tx = self.pool.begin().await?;
-        let written = match &request.write {
-            Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
-            None => check_version(&mut tx, &request.key, request.expected).await?,
-        };
-        if !written {
-            tx.rollback().await?;
-            let current = self.current_version(&request.key).await?;
-            return Ok(CommitResult::Conflict { current });
-        }
-        for record in &request.records {
-            if insert_record(&mut tx, &request.key, record).await?.is_none() {
-                tx.rollback().await?;
-                let existing = self.find_processed(&request.key, record.action_id).await?;
-                return match existing {
-                    Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
-                    // The other record expired between the two reads: report a conflict so
-                    // the caller re-reads and tries again.
-                    None => Ok(CommitResult::Conflict {
-                        current: self.current_version(&request.key).await?,
-                    }),
-                };
-            }
-        }
-        insert_events(&mut tx, &request.events).await?;
-        tx.commit().await?;
-        let version = request.write.as_ref().map_or(request.expected, |w| w.version);
-        Ok(CommitResult::Committed { version })
+    async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
+        commit::commit_batch(&self.pool, requests).await
+    }
+
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+        commit::get_states(&self.pool, keys).await
+    }
+
+    async fn find_processed_many(
+        &self,
+        pairs: &[(WorkflowKey, ActionId)],
+    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+        commit::find_processed_many(&self.pool, pairs).await
     }
 
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
@@ -215,7 +195,7 @@ impl Store for PgStore {
     }
 
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
-        pipeline::apply_projections(&self.pool, updates).await
+        projection::apply_projections(&self.pool, updates).await
     }
 
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
@@ -241,55 +221,6 @@ impl Store for PgStore {
     async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>> {
         pipeline::notifications(&self.pool).await.map(Some)
     }
-}
-
-/// Writes the new state if the stored version is `expected`; false on a version mismatch.
-async fn write_state(
-    conn: &mut PgConnection,
-    key: &WorkflowKey,
-    expected: Version,
-    write: &StateWrite,
-) -> StorageResult<bool> {
-    let state = Json(&write.state);
-    let provenance = Json(&write.provenance);
-    let version = version_param(write.version)?;
-    if expected == Version::NONE {
-        let inserted = sqlx::query(
-            "INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workflow_key) DO NOTHING",
-        )
-        .bind(key.as_str())
-        .bind(version)
-        .bind(state)
-        .bind(write.workflow_type.as_str())
-        .bind(write.namespace.as_str())
-        .bind(provenance)
-        .execute(&mut *conn)
-        .await?;
-        return Ok(inserted.rows_affected() == 1);
-    }
-    let updated = sqlx::query(
-        "UPDATE workflow_state SET state = $3, version = $4, provenance = $5, updated_at = now() \
-         WHERE workflow_key = $1 AND version = $2",
-    )
-    .bind(key.as_str())
-    .bind(version_param(expected)?)
-    .bind(state)
-    .bind(version)
-    .bind(provenance)
-    .execute(&mut *conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
-/// Holds the workflow row steady for the transaction and checks its version.
-async fn check_version(conn: &mut PgConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
-    let stored: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1 FOR SHARE")
-            .bind(key.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(stored.unwrap_or(0) == version_param(expected)?)
 }
 
 /// Inserts a dedup record, replacing an expired one; `None` when an unexpired one exists.

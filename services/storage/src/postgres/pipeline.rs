@@ -2,18 +2,13 @@
 //! watermarks, and completions of queued actions. Writes that waiters care about also send a
 //! `NOTIFY`, delivered at commit, so replicas wait without polling.
 
-use std::collections::HashMap;
-
 use purereducer_core::{ActionId, ActionStatus, Version};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::model::channels;
-use crate::{
-    ApplyStats, Completion, ProjectionRow, ProjectionUpdate, StorageError, StorageResult, StoredProjection,
-    StoredWatermark,
-};
+use crate::{Completion, ProjectionRow, StorageError, StorageResult, StoredProjection, StoredWatermark};
 
 pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<()> {
     sqlx::query("UPDATE event_outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
@@ -21,100 +16,6 @@ pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<
         .execute(pool)
         .await?;
     Ok(())
-}
-
-pub(super) async fn apply_projections(pool: &PgPool, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
-    let mut tx = pool.begin().await?;
-    let mut stats = ApplyStats::default();
-    // Next offset to apply per partition, read once per batch under a row lock so two
-    // materializers on one partition cannot interleave.
-    let mut next: HashMap<(String, i32), i64> = HashMap::new();
-    for update in updates {
-        let position = (update.topic.clone(), update.partition);
-        let watermark = match next.get(&position) {
-            Some(offset) => *offset,
-            None => {
-                sqlx::query(
-                    "INSERT INTO projection_watermarks (topic, partition, \"offset\") VALUES ($1, $2, 0) \
-                     ON CONFLICT (topic, partition) DO NOTHING",
-                )
-                .bind(&update.topic)
-                .bind(update.partition)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT \"offset\" FROM projection_watermarks WHERE topic = $1 AND partition = $2 FOR UPDATE",
-                )
-                .bind(&update.topic)
-                .bind(update.partition)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
-        if update.offset < watermark {
-            // Redelivered after a restart or rebalance: already applied.
-            stats.duplicates += 1;
-            next.insert(position, watermark);
-            continue;
-        }
-        next.insert(position, update.offset + 1);
-        let Some(row) = &update.row else { continue };
-        let written = upsert_row(&mut tx, row).await?;
-        if written {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(channels::PROJECTION)
-                .bind(format!("{}:{}", row.version, row.workflow_key))
-                .execute(&mut *tx)
-                .await?;
-            stats.applied.push((row.workflow_key.clone(), row.version));
-            continue;
-        }
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM workflow_projection WHERE workflow_key = $1")
-                .bind(&row.workflow_key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current.is_some_and(|v| v > version_param(row.version)) {
-            stats.regressions += 1;
-        } else {
-            stats.duplicates += 1;
-        }
-    }
-    for ((topic, partition), offset) in next {
-        sqlx::query(
-            "UPDATE projection_watermarks SET \"offset\" = $3, updated_at = now() \
-             WHERE topic = $1 AND partition = $2 AND \"offset\" < $3",
-        )
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(stats)
-}
-
-/// Writes a row if it is newer than the stored one; false when it is not.
-async fn upsert_row(conn: &mut sqlx::PgConnection, row: &ProjectionRow) -> StorageResult<bool> {
-    let done = sqlx::query(
-        "INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag, \
-            last_action = EXCLUDED.last_action, namespace = EXCLUDED.namespace, updated_at = now(), \
-            indices = EXCLUDED.indices, extras = EXCLUDED.extras \
-         WHERE workflow_projection.version < EXCLUDED.version",
-    )
-    .bind(&row.workflow_key)
-    .bind(version_param(row.version))
-    .bind(&row.tag)
-    .bind(&row.last_action)
-    .bind(&row.namespace)
-    .bind(Json(&row.indices))
-    .bind(Json(&row.extras))
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn get_projection(pool: &PgPool, key: &str) -> StorageResult<Option<StoredProjection>> {

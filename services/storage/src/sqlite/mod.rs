@@ -2,6 +2,8 @@
 
 mod pipeline;
 
+use std::collections::HashMap;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -68,14 +70,6 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-
-    async fn current_version(&self, key: &WorkflowKey) -> StorageResult<Version> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(Version::new(version.unwrap_or(0).max(0) as u64))
-    }
 }
 
 #[async_trait]
@@ -102,32 +96,88 @@ impl Store for SqliteStore {
         Ok(Snapshot { state, processed })
     }
 
-    async fn commit(&self, request: CommitRequest) -> StorageResult<CommitResult> {
-        let mut tx = self.pool.begin().await?;
-        let written = match &request.write {
-            Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
-            None => check_version(&mut tx, &request.key, request.expected).await?,
-        };
-        if !written {
-            tx.rollback().await?;
-            let current = self.current_version(&request.key).await?;
-            return Ok(CommitResult::Conflict { current });
+    async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
         }
-        for record in &request.records {
-            if insert_record(&mut tx, &request.key, record).await?.is_none() {
-                tx.rollback().await?;
-                return match self.find_processed(&request.key, record.action_id).await? {
-                    Some(existing) => Ok(CommitResult::AlreadyProcessed(existing)),
-                    None => Ok(CommitResult::Conflict {
-                        current: self.current_version(&request.key).await?,
-                    }),
-                };
+        // SQLite has one writer: the whole batch is one write transaction.
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(requests.len());
+        let mut clash: Option<(usize, ActionId)> = None;
+        for (i, request) in requests.iter().enumerate() {
+            let written = match &request.write {
+                Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
+                None => check_version(&mut tx, &request.key, request.expected).await?,
+            };
+            if !written {
+                let current = version_in(&mut tx, &request.key).await?;
+                results.push(CommitResult::Conflict { current });
+                continue;
+            }
+            for record in &request.records {
+                if insert_record(&mut tx, &request.key, record).await?.is_none() {
+                    clash = Some((i, record.action_id));
+                    break;
+                }
+            }
+            if clash.is_some() {
+                break;
+            }
+            insert_events(&mut tx, &request.events).await?;
+            let version = request.write.as_ref().map_or(request.expected, |w| w.version);
+            results.push(CommitResult::Committed { version });
+        }
+        let Some((index, action_id)) = clash else {
+            tx.commit().await?;
+            return Ok(results);
+        };
+        // Another writer recorded one of the actions first: nothing of the batch stays.
+        tx.rollback().await?;
+        let mut results = vec![CommitResult::Deferred; requests.len()];
+        if let Some(existing) = self.find_processed(&requests[index].key, action_id).await? {
+            results[index] = CommitResult::AlreadyProcessed(existing);
+        }
+        Ok(results)
+    }
+
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut states = HashMap::new();
+        for key in keys {
+            let row = sqlx::query(
+                "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
+                 FROM workflow_state WHERE workflow_key = ?1",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                states.insert(key.as_str().to_owned(), state_from_row(&row)?);
             }
         }
-        insert_events(&mut tx, &request.events).await?;
-        tx.commit().await?;
-        let version = request.write.as_ref().map_or(request.expected, |w| w.version);
-        Ok(CommitResult::Committed { version })
+        Ok(states)
+    }
+
+    async fn find_processed_many(
+        &self,
+        pairs: &[(WorkflowKey, ActionId)],
+    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut found = Vec::new();
+        for (key, action_id) in pairs {
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
+                 WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
+            )))
+            .bind(key.as_str())
+            .bind(action_id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = row {
+                found.push((key.as_str().to_owned(), record_from_row(&row)?));
+            }
+        }
+        Ok(found)
     }
 
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
@@ -267,6 +317,15 @@ async fn write_state(
     .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// The stored version of a workflow (0 when it does not exist), inside a transaction.
+async fn version_in(conn: &mut SqliteConnection, key: &WorkflowKey) -> StorageResult<Version> {
+    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(Version::new(version.unwrap_or(0).max(0) as u64))
 }
 
 async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {

@@ -1,0 +1,709 @@
+//! Key owners. Every workflow key hashes to one owner task of the process; the owner keeps
+//! each of its active keys' state in memory and a mailbox of the work waiting on it. An owner
+//! runs rounds: it takes everything that is ready (up to a cap), folds each key's queue into
+//! one commit from the state it holds, and commits all those keys in ONE transaction (group
+//! commit), then answers every caller. While a round's transaction runs, new work piles up
+//! and forms the next round: batching follows the load with no timer.
+//!
+//! Inside one process two actions on one key therefore never race. Across processes the
+//! compare-and-set still decides: a conflict drops the held state, counts an attempt for
+//! each action of the fold and retries them after the backoff the retry policy gives.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use opentelemetry::KeyValue;
+use purereducer_core::{ActionId, ActionStatus, Outcome, ReducerSpec, Version, WorkflowKey};
+use purereducer_storage::{CommitRequest, CommitResult, ProcessedRecord, StoredState};
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
+
+use super::plan::{DirectOutcome, Fold, Held, decide, duplicate};
+use super::{DirectCommit, EngineError, Shared, unknown_type};
+use crate::events::gave_up_event;
+use crate::metrics::{elapsed_ms, metrics, workflow_labels};
+
+/// Work for a key's owner.
+#[derive(Debug)]
+pub(super) enum Job {
+    /// An action to apply exactly once.
+    Action(ActionJob),
+    /// A direct compare-and-set.
+    Direct(DirectJob),
+}
+
+/// An action waiting for its outcome.
+#[derive(Debug)]
+pub(super) struct ActionJob {
+    /// The action.
+    pub action: purereducer_core::Action,
+    /// Its request fingerprint, for duplicates.
+    pub fingerprint: String,
+    /// Commits of it that lost a compare-and-set so far.
+    pub conflicts: u32,
+    /// The version the last lost compare-and-set saw.
+    pub last_seen: Version,
+    /// The caller's span; reduce and commit spans hang below it.
+    pub span: tracing::Span,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<Outcome, EngineError>>,
+}
+
+/// A direct compare-and-set waiting for its outcome.
+#[derive(Debug)]
+pub(super) struct DirectJob {
+    /// What to commit.
+    pub commit: DirectCommit,
+    /// The caller's span.
+    pub span: tracing::Span,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<DirectOutcome, EngineError>>,
+}
+
+impl Job {
+    fn key(&self) -> &WorkflowKey {
+        match self {
+            Self::Action(job) => &job.action.key,
+            Self::Direct(job) => &job.commit.key,
+        }
+    }
+
+    fn fail(self, error: EngineError) {
+        match self {
+            Self::Action(job) => {
+                let _ = job.reply.send(Err(error));
+            }
+            Self::Direct(job) => {
+                let _ = job.reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// One key as its owner knows it.
+#[derive(Debug)]
+struct Slot {
+    /// The state, while the owner trusts it; `None` means read it before the next fold.
+    held: Option<Held>,
+    /// Work waiting, in arrival order.
+    queue: VecDeque<Job>,
+    /// No fold before this instant (backoff after a lost compare-and-set).
+    not_before: Option<Instant>,
+    /// Last time work arrived, for eviction.
+    last_used: Instant,
+    /// Whether the key is in the owner's pending list.
+    listed: bool,
+}
+
+/// What one round decided for one key.
+#[derive(Debug)]
+struct KeyWork {
+    key: WorkflowKey,
+    request: Option<CommitRequest>,
+    /// The state after the fold's commit.
+    held: Held,
+    /// Outcomes to send once the commit is known.
+    pending: Vec<Pending>,
+    /// Jobs for a later round (a second copy of an action folded in this one).
+    later: Vec<Job>,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Action {
+        job: ActionJob,
+        outcome: Outcome,
+        _span: tracing::Span,
+    },
+    Direct {
+        job: DirectJob,
+        version: Version,
+        _span: tracing::Span,
+    },
+}
+
+impl Pending {
+    fn into_job(self) -> Job {
+        match self {
+            Self::Action { job, .. } => Job::Action(job),
+            Self::Direct { job, .. } => Job::Direct(job),
+        }
+    }
+}
+
+/// An owner task: its mailbox and the keys it holds.
+pub(super) struct Owner {
+    shared: Arc<Shared>,
+    inbox: mpsc::Receiver<Job>,
+    slots: HashMap<WorkflowKey, Slot>,
+    pending: VecDeque<WorkflowKey>,
+    max_cached: usize,
+}
+
+impl Owner {
+    pub(super) fn new(shared: Arc<Shared>, inbox: mpsc::Receiver<Job>, max_cached: usize) -> Self {
+        Self {
+            shared,
+            inbox,
+            slots: HashMap::new(),
+            pending: VecDeque::new(),
+            max_cached: max_cached.max(1),
+        }
+    }
+
+    /// Runs rounds until every sender is gone and all accepted work is answered.
+    pub(super) async fn run(mut self) {
+        let mut open = true;
+        loop {
+            if !self.has_ready(Instant::now()) {
+                if !open && self.pending.is_empty() {
+                    return;
+                }
+                let wake = self.next_wake();
+                tokio::select! {
+                    job = self.inbox.recv(), if open => match job {
+                        Some(job) => self.accept(job),
+                        None => open = false,
+                    },
+                    _ = sleep_until(wake), if wake.is_some() => {}
+                    else => {}
+                }
+            }
+            // Everything that has arrived meanwhile joins this round.
+            while open {
+                match self.inbox.try_recv() {
+                    Ok(job) => self.accept(job),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            if self.has_ready(Instant::now()) {
+                self.round().await;
+            }
+            self.evict();
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        let key = job.key().clone();
+        let slot = self.slots.entry(key.clone()).or_insert_with(|| Slot {
+            held: None,
+            queue: VecDeque::new(),
+            not_before: None,
+            last_used: Instant::now(),
+            listed: false,
+        });
+        slot.queue.push_back(job);
+        slot.last_used = Instant::now();
+        if !slot.listed {
+            slot.listed = true;
+            self.pending.push_back(key);
+        }
+    }
+
+    /// Puts jobs back at the front of their key's queue, in the given order.
+    fn put_back(&mut self, key: &WorkflowKey, jobs: Vec<Job>, not_before: Option<Instant>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        for job in jobs.into_iter().rev() {
+            slot.queue.push_front(job);
+        }
+        slot.not_before = not_before;
+        if !slot.listed {
+            slot.listed = true;
+            self.pending.push_back(key.clone());
+        }
+    }
+
+    fn has_ready(&self, now: Instant) -> bool {
+        self.pending.iter().any(|key| {
+            self.slots
+                .get(key)
+                .is_some_and(|slot| slot.not_before.is_none_or(|at| at <= now))
+        })
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        self.pending
+            .iter()
+            .filter_map(|key| self.slots.get(key).and_then(|slot| slot.not_before))
+            .min()
+    }
+
+    /// Takes the ready work, up to the batch cap, key by key in the order keys became busy.
+    fn take_ready(&mut self) -> Vec<(WorkflowKey, Vec<Job>)> {
+        let now = Instant::now();
+        let mut budget = self.shared.limits.max_batch_actions.max(1);
+        let mut taken = Vec::new();
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        while let Some(key) = self.pending.pop_front() {
+            let Some(slot) = self.slots.get_mut(&key) else { continue };
+            if budget == 0 || slot.not_before.is_some_and(|at| at > now) {
+                keep.push_back(key);
+                continue;
+            }
+            slot.not_before = None;
+            let count = slot.queue.len().min(budget);
+            budget -= count;
+            let jobs: Vec<Job> = slot.queue.drain(..count).collect();
+            if slot.queue.is_empty() {
+                slot.listed = false;
+            } else {
+                keep.push_back(key.clone());
+            }
+            taken.push((key, jobs));
+        }
+        self.pending = keep;
+        taken
+    }
+
+    /// One round: read what is not held, fold every taken key, commit them together.
+    async fn round(&mut self) {
+        let taken = self.take_ready();
+        if taken.is_empty() {
+            return;
+        }
+        let (states, records) = match self.read(&taken).await {
+            Ok(read) => read,
+            Err(error) => {
+                for (key, jobs) in taken {
+                    self.forget(&key);
+                    for job in jobs {
+                        job.fail(error.clone());
+                    }
+                }
+                return;
+            }
+        };
+        let shared = self.shared.clone();
+        let mut inputs = Vec::with_capacity(taken.len());
+        for (key, jobs) in taken {
+            let held = match states.get(key.as_str()) {
+                Some(loaded) => loaded.clone(),
+                None => self
+                    .slots
+                    .get(&key)
+                    .and_then(|slot| slot.held.clone())
+                    .unwrap_or_else(Held::absent),
+            };
+            let key_records: HashMap<ActionId, ProcessedRecord> = records
+                .iter()
+                .filter(|(k, _)| k == key.as_str())
+                .map(|(_, record)| (record.action_id, record.clone()))
+                .collect();
+            inputs.push((key, held, jobs, key_records));
+        }
+        let works = join_all(
+            inputs
+                .into_iter()
+                .map(|(key, held, jobs, records)| fold_key(&shared, key, held, jobs, records)),
+        )
+        .await;
+        self.commit(works).await;
+    }
+
+    /// Reads the states the owner does not hold (and those a direct commit must see fresh)
+    /// and the dedup records of every taken action, concurrently.
+    async fn read(
+        &self,
+        taken: &[(WorkflowKey, Vec<Job>)],
+    ) -> Result<(HashMap<String, Held>, Vec<(String, ProcessedRecord)>), EngineError> {
+        let stale: Vec<WorkflowKey> = taken
+            .iter()
+            .filter(|(key, jobs)| {
+                let held = self.slots.get(key).is_some_and(|slot| slot.held.is_some());
+                !held || jobs.iter().any(|job| matches!(job, Job::Direct(_)))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let pairs: Vec<(WorkflowKey, ActionId)> = taken
+            .iter()
+            .flat_map(|(key, jobs)| {
+                jobs.iter().filter_map(move |job| match job {
+                    Job::Action(job) => Some((key.clone(), job.action.id)),
+                    Job::Direct(_) => None,
+                })
+            })
+            .collect();
+        let store = &self.shared.store;
+        let (states, records) = tokio::join!(store.get_states(&stale), store.find_processed_many(&pairs));
+        let metrics = metrics();
+        if !stale.is_empty() {
+            metrics.get_state.add(stale.len() as u64, &[]);
+        }
+        let mut states: HashMap<String, StoredState> = states.inspect_err(|_| metrics.get_state_errors.add(1, &[]))?;
+        let records = records?;
+        let held = stale
+            .iter()
+            .map(|key| {
+                let stored = states.remove(key.as_str());
+                (key.as_str().to_owned(), Held::from_stored(stored))
+            })
+            .collect();
+        Ok((held, records))
+    }
+
+    /// Commits every key's fold in one transaction and answers the callers.
+    async fn commit(&mut self, works: Vec<KeyWork>) {
+        let mut idle = Vec::new();
+        let mut committing = Vec::new();
+        let mut requests = Vec::new();
+        for mut work in works {
+            match work.request.take() {
+                Some(request) => {
+                    requests.push(request);
+                    committing.push(work);
+                }
+                None => idle.push(work),
+            }
+        }
+        for work in idle {
+            self.hold(&work.key, Some(work.held));
+            self.put_back(&work.key, work.later, None);
+        }
+        if requests.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let result = self.shared.store.commit_batch(&requests).await;
+        let took = elapsed_ms(started);
+        let results = match result {
+            Ok(results) if results.len() == requests.len() => results,
+            Ok(results) => {
+                let error = EngineError::Bug(format!(
+                    "a batch of {} commits returned {} results",
+                    requests.len(),
+                    results.len()
+                ));
+                self.fail_all(committing, error);
+                return;
+            }
+            Err(error) => {
+                // The transaction may or may not have committed: forget what is held and let
+                // the callers resend; the dedup records answer a resend either way.
+                self.fail_all(committing, error.into());
+                return;
+            }
+        };
+        let mut wrote_events = false;
+        let mut gave_up = Vec::new();
+        for ((work, result), request) in committing.into_iter().zip(results).zip(&requests) {
+            let labels = labels_of(&work);
+            metrics().commit_latency_ms.record(took, &labels);
+            match result {
+                CommitResult::Committed { .. } => {
+                    wrote_events |= !request.events.is_empty();
+                    self.committed(work, request, &labels);
+                }
+                CommitResult::Conflict { current } => {
+                    metrics().state_conflicts.add(1, &labels);
+                    gave_up.extend(self.conflicted(work, current, &labels));
+                }
+                CommitResult::AlreadyProcessed(_) | CommitResult::Deferred => {
+                    // Another process recorded one of the actions first: fold again from a
+                    // fresh read, where that action answers as a duplicate.
+                    self.forget(&work.key);
+                    let jobs = requeue(work.pending, work.later);
+                    self.put_back(&work.key, jobs, None);
+                }
+            }
+        }
+        if wrote_events {
+            self.shared.hub.outbox_written();
+        }
+        if !gave_up.is_empty() {
+            self.give_up(gave_up).await;
+        }
+    }
+
+    fn committed(&mut self, work: KeyWork, request: &CommitRequest, labels: &[KeyValue]) {
+        let metrics = metrics();
+        let versions = request
+            .write
+            .as_ref()
+            .map_or(0, |w| w.version.get() - request.expected.get());
+        if versions > 0 {
+            metrics.state_commits.add(versions, labels);
+        }
+        if !request.records.is_empty() {
+            metrics.dedup_records.add(request.records.len() as u64, labels);
+        }
+        self.hold(&work.key, Some(work.held));
+        for pending in work.pending {
+            match pending {
+                Pending::Action { job, outcome, .. } => {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                Pending::Direct { job, version, .. } => {
+                    let _ = job.reply.send(Ok(DirectOutcome::Committed(version)));
+                }
+            }
+        }
+        self.put_back(&work.key, work.later, None);
+    }
+
+    /// Handles a lost compare-and-set; returns the actions that have no attempt left.
+    fn conflicted(&mut self, work: KeyWork, current: Version, labels: &[KeyValue]) -> Vec<ActionJob> {
+        let metrics = metrics();
+        let retry = self.shared.retry;
+        self.forget(&work.key);
+        let mut again = Vec::new();
+        let mut exhausted = Vec::new();
+        let mut most = 0;
+        for pending in work.pending {
+            match pending {
+                Pending::Direct { job, .. } => {
+                    let _ = job.reply.send(Ok(DirectOutcome::Conflict(current)));
+                }
+                Pending::Action { mut job, .. } => {
+                    job.conflicts += 1;
+                    job.last_seen = current;
+                    metrics.conflict_attempts.add(1, labels);
+                    tracing::debug!(attempt = job.conflicts, workflow_type = %job.action.workflow_type, %current, "commit conflict");
+                    if job.conflicts >= retry.max_attempts {
+                        exhausted.push(job);
+                    } else {
+                        most = most.max(job.conflicts);
+                        again.push(Job::Action(job));
+                    }
+                }
+            }
+        }
+        let not_before = (!again.is_empty()).then(|| {
+            let backoff = retry.backoff(most, rand::rng().random());
+            metrics.backoff_ms.record(backoff.as_secs_f64() * 1000.0, labels);
+            Instant::now() + backoff
+        });
+        again.extend(work.later);
+        self.put_back(&work.key, again, not_before);
+        exhausted
+    }
+
+    /// Answers GAVE_UP to actions whose every attempt lost, with one `ReducerGaveUp` event
+    /// each.
+    async fn give_up(&self, jobs: Vec<ActionJob>) {
+        let attempts = self.shared.retry.max_attempts;
+        let events = jobs
+            .iter()
+            .map(|job| gave_up_event(&job.action, attempts, job.last_seen))
+            .collect();
+        if let Err(error) = self.shared.store.append_events(events).await {
+            let error = EngineError::from(error);
+            for job in jobs {
+                let _ = job.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        self.shared.hub.outbox_written();
+        for job in jobs {
+            let action = &job.action;
+            let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+            metrics().gave_up.add(1, &labels);
+            tracing::warn!(
+                workflow_type = %action.workflow_type,
+                namespace = %action.namespace,
+                action_id = %action.id,
+                attempts,
+                "Reducer gave up after repeated version conflicts"
+            );
+            let hash = purereducer_core::outcome::result_hash(ActionStatus::GaveUp, job.last_seen, None, &[], None);
+            let _ = job.reply.send(Ok(Outcome {
+                status: ActionStatus::GaveUp,
+                version: job.last_seen,
+                state: None,
+                intents: Vec::new(),
+                rejection_reason: None,
+                attempts,
+                result_hash: hash,
+            }));
+        }
+    }
+
+    fn fail_all(&mut self, works: Vec<KeyWork>, error: EngineError) {
+        for work in works {
+            self.forget(&work.key);
+            for pending in work.pending {
+                pending.into_job().fail(error.clone());
+            }
+            self.put_back(&work.key, work.later, None);
+        }
+    }
+
+    fn hold(&mut self, key: &WorkflowKey, held: Option<Held>) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.held = held;
+        }
+    }
+
+    fn forget(&mut self, key: &WorkflowKey) {
+        self.hold(key, None);
+    }
+
+    /// Drops the idle keys used longest ago once more are held than allowed.
+    fn evict(&mut self) {
+        if self.slots.len() <= self.max_cached {
+            return;
+        }
+        let mut idle: Vec<(Instant, WorkflowKey)> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| slot.queue.is_empty() && !slot.listed)
+            .map(|(key, slot)| (slot.last_used, key.clone()))
+            .collect();
+        idle.sort_unstable_by_key(|(at, _)| *at);
+        let target = self.max_cached - self.max_cached / 4;
+        let excess = self.slots.len().saturating_sub(target);
+        for (_, key) in idle.into_iter().take(excess) {
+            self.slots.remove(&key);
+        }
+    }
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").field("keys", &self.slots.len()).finish()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn requeue(pending: Vec<Pending>, later: Vec<Job>) -> Vec<Job> {
+    pending.into_iter().map(Pending::into_job).chain(later).collect()
+}
+
+fn labels_of(work: &KeyWork) -> Vec<KeyValue> {
+    let first = work.pending.first().map(|pending| match pending {
+        Pending::Action { job, .. } => (job.action.workflow_type.as_str(), job.action.namespace.as_str()),
+        Pending::Direct { job, .. } => (
+            job.commit.workflow_type.as_ref().map_or("default", |t| t.as_str()),
+            job.commit.namespace.as_str(),
+        ),
+    });
+    let (workflow_type, namespace) = match (&work.held.identity, first) {
+        (Some(identity), _) => (identity.workflow_type.as_str(), identity.namespace.as_str()),
+        (None, Some(first)) => first,
+        (None, None) => ("default", "default"),
+    };
+    workflow_labels(workflow_type, namespace).to_vec()
+}
+
+/// Folds one key's jobs, in arrival order, from the state held.
+async fn fold_key(
+    shared: &Shared,
+    key: WorkflowKey,
+    held: Held,
+    jobs: Vec<Job>,
+    records: HashMap<ActionId, ProcessedRecord>,
+) -> KeyWork {
+    let metrics = metrics();
+    let mut fold = Fold::new(key.clone(), held, shared.dedup_ttl);
+    let start = fold.held().version;
+    let mut pending = Vec::new();
+    let mut later = Vec::new();
+    let mut seen: HashSet<ActionId> = HashSet::new();
+    for job in jobs {
+        let job = match job {
+            Job::Direct(job) => {
+                let span = tracing::info_span!(parent: &job.span, "commit", otel.kind = "client", db.operation = "commit", expected_version = %job.commit.expected);
+                match span.in_scope(|| fold.add_direct(&job.commit)) {
+                    Ok(DirectOutcome::Committed(version)) => pending.push(Pending::Direct {
+                        job,
+                        version,
+                        _span: span,
+                    }),
+                    Ok(conflict) => {
+                        let labels = match &fold.held().identity {
+                            Some(identity) => workflow_labels(&identity.workflow_type, &identity.namespace),
+                            None => workflow_labels(
+                                job.commit.workflow_type.as_ref().map_or("default", |t| t.as_str()),
+                                job.commit.namespace.as_str(),
+                            ),
+                        };
+                        metrics.state_conflicts.add(1, &labels);
+                        let _ = job.reply.send(Ok(conflict));
+                    }
+                    Err(error) => {
+                        let _ = job.reply.send(Err(error));
+                    }
+                }
+                continue;
+            }
+            Job::Action(job) => job,
+        };
+        let action = &job.action;
+        let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+        metrics.dedup_checks.add(1, &labels);
+        if let Some(record) = records.get(&action.id) {
+            metrics.dedup_hits.add(1, &labels);
+            let answer = duplicate(action, &job.fingerprint, record, fold.held());
+            let _ = job.reply.send(answer);
+            continue;
+        }
+        if !seen.insert(action.id) {
+            // The same action twice in one fold: the second answers from the first's record.
+            later.push(Job::Action(job));
+            continue;
+        }
+        if let Err(error) = fold.check_identity(action) {
+            let _ = job.reply.send(Err(error));
+            continue;
+        }
+        let Some(spec) = shared.types.get(action.workflow_type.as_str()) else {
+            let error = unknown_type(&shared.types, action.workflow_type.as_str());
+            let _ = job.reply.send(Err(error));
+            continue;
+        };
+        let attempt = job.conflicts + 1;
+        let version = fold.held().version;
+        let reduce_span =
+            tracing::info_span!(parent: &job.span, "reduce", workflow_type = %action.workflow_type, %version, attempt);
+        let decision = match spec {
+            ReducerSpec::Local(reducer) => {
+                Ok(reduce_span.in_scope(|| decide(reducer.as_ref(), &fold.held().state, version, action)))
+            }
+            ReducerSpec::Remote { timeout, .. } => {
+                let timeout: Duration = *timeout;
+                let state = fold.held().state.clone();
+                shared
+                    .remotes
+                    .decide(action, &state, version, timeout)
+                    .instrument(reduce_span)
+                    .await
+            }
+        };
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(error) => {
+                let _ = job.reply.send(Err(error));
+                continue;
+            }
+        };
+        let span = tracing::info_span!(parent: &job.span, "commit", otel.kind = "client", db.operation = "commit", expected_version = %start);
+        let outcome = span.in_scope(|| fold.add_action(action, &job.fingerprint, decision, attempt));
+        pending.push(Pending::Action {
+            job,
+            outcome,
+            _span: span,
+        });
+    }
+    let (request, held) = fold.finish();
+    KeyWork {
+        key,
+        request,
+        held,
+        pending,
+        later,
+    }
+}

@@ -1,0 +1,375 @@
+//! Folding a key's waiting work into one commit, as pure functions of the state the owner
+//! holds: each action is decided from the state the previous one left, takes the next
+//! version (or none, when refused), and brings its own dedup record, events and outcome. The
+//! result is ONE [`CommitRequest`] with a single compare-and-set on the version the fold
+//! started from.
+
+use std::time::Duration;
+
+use purereducer_core::outcome::result_hash;
+use purereducer_core::{
+    Action, ActionStatus, JsonObject, Namespace, Outcome, Reduction, Rejection, TypeName, Version, WorkflowKey,
+};
+use purereducer_storage::{CommitRequest, NewRecord, OutboxEvent, ProcessedRecord, StateWrite, StoredState};
+
+use super::EngineError;
+use crate::events::{CommitContext, commit_events};
+
+/// What the reducer decided for one action at one version.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Commit the reduction as the next version.
+    Commit(Reduction),
+    /// Record the refusal; the state stays.
+    Reject(Rejection),
+}
+
+/// Runs a local reducer: the pure heart of the engine.
+pub fn decide(
+    reducer: &dyn purereducer_core::Reducer,
+    state: &JsonObject,
+    version: Version,
+    action: &Action,
+) -> Decision {
+    match reducer.reduce(state, version, action) {
+        Ok(reduction) => Decision::Commit(reduction),
+        Err(rejection) => Decision::Reject(rejection),
+    }
+}
+
+/// The workflow type and namespace a workflow was created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Workflow type.
+    pub workflow_type: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// The state of one workflow as its owner holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Version of `state` (0: the workflow does not exist yet).
+    pub version: Version,
+    /// The state at that version.
+    pub state: JsonObject,
+    /// Fixed at creation; `None` while the workflow does not exist.
+    pub identity: Option<Identity>,
+}
+
+impl Held {
+    /// A workflow that does not exist yet.
+    pub fn absent() -> Self {
+        Self {
+            version: Version::NONE,
+            state: JsonObject::new(),
+            identity: None,
+        }
+    }
+
+    /// What the store has, or [`Held::absent`].
+    pub fn from_stored(stored: Option<StoredState>) -> Self {
+        match stored {
+            Some(stored) => Self {
+                version: stored.version,
+                state: stored.state,
+                identity: Some(Identity {
+                    workflow_type: stored.workflow_type,
+                    namespace: stored.namespace,
+                }),
+            },
+            None => Self::absent(),
+        }
+    }
+}
+
+/// A direct compare-and-set, as `TryCommit` asks for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectCommit {
+    /// The workflow.
+    pub key: WorkflowKey,
+    /// Commit only if the stored version is this one (0: the workflow must not exist).
+    pub expected: Version,
+    /// The new state.
+    pub state: JsonObject,
+    /// The workflow type the caller names, if any; it must match the stored one.
+    pub workflow_type: Option<TypeName>,
+    /// The caller's namespace (the default when it named none).
+    pub namespace: Namespace,
+    /// Whether the caller named the namespace (then it must match the stored one).
+    pub namespace_given: bool,
+    /// Who made the change and why, kept with the state and in its event.
+    pub provenance: Provenance,
+}
+
+/// Who made a direct change, and why.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Provenance {
+    /// The caller's action id for the change, if any.
+    pub action_id: String,
+    /// Who made it.
+    pub actor: String,
+    /// Why.
+    pub reason: String,
+    /// Correlation id carried by the event.
+    pub correlation_id: String,
+}
+
+/// What a direct compare-and-set did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectOutcome {
+    /// Committed at this version.
+    Committed(Version),
+    /// The stored version was another one; nothing was written.
+    Conflict(Version),
+}
+
+/// One key's commit under construction.
+#[derive(Debug)]
+pub struct Fold {
+    key: WorkflowKey,
+    start: Version,
+    held: Held,
+    dedup_ttl: Duration,
+    write: Option<StateWrite>,
+    records: Vec<NewRecord>,
+    events: Vec<OutboxEvent>,
+}
+
+impl Fold {
+    /// A fold starting from the state the owner holds.
+    pub fn new(key: WorkflowKey, held: Held, dedup_ttl: Duration) -> Self {
+        Self {
+            key,
+            start: held.version,
+            held,
+            dedup_ttl,
+            write: None,
+            records: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The state as the actions folded so far leave it.
+    pub fn held(&self) -> &Held {
+        &self.held
+    }
+
+    /// Refuses an action whose workflow type or namespace is not the workflow's.
+    pub fn check_identity(&self, action: &Action) -> Result<(), EngineError> {
+        let Some(identity) = &self.held.identity else {
+            return Ok(());
+        };
+        if identity.workflow_type != action.workflow_type.as_str() {
+            return Err(EngineError::Mismatch(format!(
+                "workflow {} has type {}, not {}; send actions of its own type or use another workflow key",
+                action.key, identity.workflow_type, action.workflow_type
+            )));
+        }
+        if identity.namespace != action.namespace.as_str() {
+            return Err(EngineError::Mismatch(format!(
+                "workflow {} belongs to namespace {}, not {}",
+                action.key, identity.namespace, action.namespace
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds an action's decision at the current version and returns the outcome it yields
+    /// once the fold commits. Call inside the action's commit span: its events carry the
+    /// span's trace context.
+    pub fn add_action(&mut self, action: &Action, fingerprint: &str, decision: Decision, attempt: u32) -> Outcome {
+        let version = self.held.version;
+        let (status, new_version, new_state, intents, reason) = match decision {
+            Decision::Commit(reduction) => (
+                ActionStatus::Committed,
+                version.next(),
+                reduction.state,
+                reduction.intents,
+                None,
+            ),
+            Decision::Reject(rejection) => (
+                ActionStatus::Rejected,
+                version,
+                self.held.state.clone(),
+                Vec::new(),
+                Some(rejection.reason),
+            ),
+        };
+        let committed = status == ActionStatus::Committed;
+        let hash = result_hash(
+            status,
+            new_version,
+            committed.then_some(&new_state),
+            &intents,
+            reason.as_deref(),
+        );
+        self.records.push(NewRecord {
+            action_id: action.id,
+            request_hash: fingerprint.to_owned(),
+            result_hash: hash.clone(),
+            version: new_version,
+            status,
+            intents: intents.clone(),
+            rejection_reason: reason.clone(),
+            ttl: self.dedup_ttl,
+        });
+        if committed {
+            let context = CommitContext {
+                workflow_key: action.key.as_str(),
+                namespace: action.namespace.as_str(),
+                workflow_type: action.workflow_type.as_str(),
+                action_id: action.id.to_string(),
+                action_type: action.action_type.as_str(),
+                correlation_id: &action.correlation_id,
+            };
+            self.events
+                .extend(commit_events(&context, new_version, &new_state, &intents, &hash));
+            self.write = Some(StateWrite {
+                state: new_state.clone(),
+                version: new_version,
+                workflow_type: action.workflow_type.clone(),
+                namespace: action.namespace.clone(),
+                provenance: serde_json::json!({
+                    "action_id": action.id.to_string(),
+                    "action_type": action.action_type.as_str(),
+                    "correlation_id": action.correlation_id,
+                    "actor": "reducer-service",
+                }),
+            });
+            self.held = Held {
+                version: new_version,
+                state: new_state.clone(),
+                identity: Some(Identity {
+                    workflow_type: action.workflow_type.to_string(),
+                    namespace: action.namespace.to_string(),
+                }),
+            };
+        }
+        Outcome {
+            status,
+            version: new_version,
+            state: Some(new_state),
+            intents,
+            rejection_reason: reason,
+            attempts: attempt,
+            result_hash: hash,
+        }
+    }
+
+    /// Adds a direct compare-and-set at the current version. A conflict with the state the
+    /// fold holds answers at once and adds nothing.
+    pub fn add_direct(&mut self, commit: &DirectCommit) -> Result<DirectOutcome, EngineError> {
+        let (workflow_type, namespace) = match &self.held.identity {
+            Some(identity) => {
+                if let Some(given) = &commit.workflow_type
+                    && given.as_str() != identity.workflow_type
+                {
+                    return Err(EngineError::Mismatch(format!(
+                        "workflow {} has type {}, not {given}",
+                        commit.key, identity.workflow_type
+                    )));
+                }
+                if commit.namespace_given && commit.namespace.as_str() != identity.namespace {
+                    return Err(EngineError::Mismatch(format!(
+                        "workflow {} belongs to namespace {}, not {}",
+                        commit.key, identity.namespace, commit.namespace
+                    )));
+                }
+                let stored_type = TypeName::parse(&identity.workflow_type, "workflow_type")
+                    .map_err(|err| EngineError::Bug(format!("stored workflow type: {err}")))?;
+                let stored_namespace = Namespace::parse_or_default(&identity.namespace)
+                    .map_err(|err| EngineError::Bug(format!("stored namespace: {err}")))?;
+                (stored_type, stored_namespace)
+            }
+            None => (
+                match &commit.workflow_type {
+                    Some(given) => given.clone(),
+                    None => TypeName::parse("default", "workflow_type")?,
+                },
+                commit.namespace.clone(),
+            ),
+        };
+        if self.held.version != commit.expected {
+            return Ok(DirectOutcome::Conflict(self.held.version));
+        }
+        let version = commit.expected.next();
+        let provenance = &commit.provenance;
+        let hash = result_hash(ActionStatus::Committed, version, Some(&commit.state), &[], None);
+        let context = CommitContext {
+            workflow_key: commit.key.as_str(),
+            namespace: namespace.as_str(),
+            workflow_type: workflow_type.as_str(),
+            action_id: provenance.action_id.clone(),
+            action_type: "TryCommit",
+            correlation_id: &provenance.correlation_id,
+        };
+        self.events
+            .extend(commit_events(&context, version, &commit.state, &[], &hash));
+        self.write = Some(StateWrite {
+            state: commit.state.clone(),
+            version,
+            workflow_type: workflow_type.clone(),
+            namespace: namespace.clone(),
+            provenance: serde_json::json!({
+                "action_id": provenance.action_id,
+                "correlation_id": provenance.correlation_id,
+                "actor": provenance.actor,
+                "reason": provenance.reason,
+            }),
+        });
+        self.held = Held {
+            version,
+            state: commit.state.clone(),
+            identity: Some(Identity {
+                workflow_type: workflow_type.to_string(),
+                namespace: namespace.to_string(),
+            }),
+        };
+        Ok(DirectOutcome::Committed(version))
+    }
+
+    /// The one commit of everything folded (`None` when nothing needs writing), and the
+    /// state it leaves.
+    pub fn finish(self) -> (Option<CommitRequest>, Held) {
+        if self.write.is_none() && self.records.is_empty() && self.events.is_empty() {
+            return (None, self.held);
+        }
+        let request = CommitRequest {
+            key: self.key,
+            expected: self.start,
+            write: self.write,
+            records: self.records,
+            events: self.events,
+        };
+        (Some(request), self.held)
+    }
+}
+
+/// The answer to an action that was processed before: its first outcome, marked
+/// `DUPLICATE`, or `Reused` when the action id came back with other content.
+pub fn duplicate(
+    action: &Action,
+    fingerprint: &str,
+    record: &ProcessedRecord,
+    held: &Held,
+) -> Result<Outcome, EngineError> {
+    if !record.request_hash.is_empty() && record.request_hash != fingerprint {
+        return Err(EngineError::Reused(format!(
+            "action_id {} was already used on workflow {} with a different workflow type, action type, namespace or payload; \
+             send a new action_id for a new action",
+            action.id, action.key
+        )));
+    }
+    // The state is returned only while the workflow is still at the recorded version.
+    let state = (held.version == record.version && held.identity.is_some()).then(|| held.state.clone());
+    Ok(Outcome {
+        status: ActionStatus::Duplicate,
+        version: record.version,
+        state,
+        intents: record.intents.clone(),
+        rejection_reason: record.rejection_reason.clone(),
+        attempts: 0,
+        result_hash: record.result_hash.clone(),
+    })
+}
