@@ -63,6 +63,7 @@ run() {
     lag) note+=$(printf 'commit->projection p99 %.1f ms' "${values[5]:-0}") ;;
     rss) note=$(printf '%s keys written; RSS %.1f -> %.1f MB' "${values[8]}" "${values[6]:-0}" "${values[7]:-0}") ;;
   esac
+  note=${note%; }
   rows+=("$(printf '%-3s %-9s %10.1f %11.1f %10s %6s %8s %9.1f  %s' "$scenario" "$backend" "${values[0]}" \
     "${values[1]}" "$limit_column" "$ratio" "$committed_ratio" "${values[3]}" "$note")")
   last_throughput=${values[0]}

@@ -56,8 +56,9 @@ pub struct Cli {
     /// Which entry point the actions go through.
     #[arg(long, value_enum, default_value_t = Mode::Handle)]
     pub mode: Mode,
-    /// Open loop: send this many actions per second in total on a fixed schedule
-    /// (latency counts from the scheduled send time). Closed loop when absent.
+    /// Open loop: send this many actions per second in total on a fixed schedule; latency
+    /// counts from the scheduled send time, and sends still due when every caller was busy
+    /// until the end are reported as never started. Closed loop when absent.
     #[arg(long)]
     pub rate: Option<f64>,
     /// How to measure the commit-to-projection lag.
