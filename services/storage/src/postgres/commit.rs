@@ -1,15 +1,144 @@
 //! Group commit on PostgreSQL: many workflows' changes in one transaction, each with its own
-//! compare-and-set, in a fixed number of round trips whatever the batch size (`unnest` arrays
-//! instead of one statement per row).
+//! compare-and-set, in ONE statement whatever the batch size (`unnest` arrays instead of a
+//! statement per row, data-modifying CTEs instead of a statement per table).
 
 use std::collections::{HashMap, HashSet};
 
 use purereducer_core::{ActionId, Version, WorkflowKey};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 
 use super::{RECORD_COLUMNS, record_from_row, state_from_row, version_param};
 use crate::model::outcome_json;
 use crate::{CommitRequest, CommitResult, ProcessedRecord, StorageError, StorageResult, StoredState};
+
+/// Every check and write of a group commit, in ONE statement: per-row compare-and-set on
+/// existing workflows (`upd`, which also locks the rows that only check their version),
+/// creation of new ones (`ins`), and the dedup records and outbox events of the requests that
+/// passed. Rows are visited in key order. The statement reports the passing keys and the
+/// recorded actions; a record that already existed is missing from the second list.
+const GROUP_COMMIT: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+        AS u(k, expected, v, s, t, n, p)
+),
+upd AS (
+    UPDATE workflow_state AS w
+       SET state = COALESCE(i.s::jsonb, w.state),
+           version = COALESCE(i.v, w.version),
+           provenance = COALESCE(i.p::jsonb, w.provenance),
+           updated_at = CASE WHEN i.v IS NULL THEN w.updated_at ELSE now() END
+      FROM input AS i
+     WHERE i.expected > 0 AND w.workflow_key = i.k AND w.version = i.expected
+    RETURNING w.workflow_key
+),
+ins AS (
+    INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance)
+    SELECT i.k, i.v, i.s::jsonb, i.t, i.n, i.p::jsonb FROM input AS i
+     WHERE i.expected = 0 AND i.v IS NOT NULL
+     ORDER BY i.k
+    ON CONFLICT (workflow_key) DO NOTHING
+    RETURNING workflow_key
+),
+absent AS (
+    SELECT i.k AS workflow_key FROM input AS i
+     WHERE i.expected = 0 AND i.v IS NULL
+       AND NOT EXISTS (SELECT 1 FROM workflow_state AS w WHERE w.workflow_key = i.k)
+),
+passed AS (
+    SELECT workflow_key FROM upd UNION ALL SELECT workflow_key FROM ins UNION ALL SELECT workflow_key FROM absent
+),
+recorded AS (
+    INSERT INTO action_dedup_log
+        (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at)
+    SELECT r.k, r.a, r.rq, r.rs, r.v, r.st, r.o::jsonb, now() + make_interval(secs => r.ttl)
+      FROM unnest($8::text[], $9::uuid[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::float8[])
+           AS r(k, a, rq, rs, v, st, o, ttl)
+     WHERE r.k IN (SELECT workflow_key FROM passed)
+     ORDER BY r.k, r.a
+    ON CONFLICT (workflow_key, action_id) DO UPDATE SET
+        request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash,
+        version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome,
+        created_at = now(), expires_at = EXCLUDED.expires_at
+     WHERE action_dedup_log.expires_at <= now()
+    RETURNING workflow_key, action_id
+),
+published AS (
+    INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers)
+    SELECT e.k, e.v, e.t, e.p, e.h::jsonb
+      FROM unnest($16::text[], $17::bigint[], $18::text[], $19::bytea[], $20::text[]) WITH ORDINALITY AS e(k, v, t, p, h, n)
+     WHERE e.k IN (SELECT workflow_key FROM passed)
+     ORDER BY e.n
+    RETURNING 1
+)
+SELECT workflow_key, NULL::uuid AS action_id FROM passed
+UNION ALL
+SELECT workflow_key, action_id FROM recorded";
+
+/// The statement's parameters, column by column.
+#[derive(Default)]
+struct Columns<'a> {
+    keys: Vec<&'a str>,
+    expected: Vec<i64>,
+    versions: Vec<Option<i64>>,
+    states: Vec<Option<String>>,
+    types: Vec<Option<&'a str>>,
+    namespaces: Vec<Option<&'a str>>,
+    provenances: Vec<Option<String>>,
+    record_keys: Vec<&'a str>,
+    record_ids: Vec<uuid::Uuid>,
+    request_hashes: Vec<&'a str>,
+    result_hashes: Vec<&'a str>,
+    record_versions: Vec<i64>,
+    statuses: Vec<&'a str>,
+    outcomes: Vec<String>,
+    ttls: Vec<f64>,
+    event_keys: Vec<&'a str>,
+    event_versions: Vec<i64>,
+    event_types: Vec<&'a str>,
+    payloads: Vec<&'a [u8]>,
+    headers: Vec<String>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(requests: &'a [CommitRequest], order: &[usize]) -> StorageResult<Self> {
+        let mut c = Self::default();
+        for i in order {
+            let request = &requests[*i];
+            c.keys.push(request.key.as_str());
+            c.expected.push(version_param(request.expected)?);
+            let write = request.write.as_ref();
+            c.versions.push(write.map(|w| version_param(w.version)).transpose()?);
+            c.states.push(write.map(|w| to_json(&w.state)).transpose()?);
+            c.types.push(write.map(|w| w.workflow_type.as_str()));
+            c.namespaces.push(write.map(|w| w.namespace.as_str()));
+            c.provenances.push(write.map(|w| to_json(&w.provenance)).transpose()?);
+            for record in &request.records {
+                c.record_keys.push(request.key.as_str());
+                c.record_ids.push(record.action_id.as_uuid());
+                c.request_hashes.push(record.request_hash.as_str());
+                c.result_hashes.push(record.result_hash.as_str());
+                c.record_versions.push(version_param(record.version)?);
+                c.statuses.push(record.status.as_str());
+                c.outcomes.push(to_json(&outcome_json(
+                    &record.intents,
+                    record.rejection_reason.as_deref(),
+                ))?);
+                c.ttls.push(record.ttl.as_secs_f64());
+            }
+        }
+        // Events in request order, not key order: callers list a key's events in version order.
+        for request in requests {
+            for event in &request.events {
+                c.event_keys.push(event.workflow_key.as_str());
+                c.event_versions.push(version_param(event.version)?);
+                c.event_types.push(event.event_type.as_str());
+                c.payloads.push(event.payload.as_slice());
+                c.headers.push(to_json(&event.headers)?);
+            }
+        }
+        Ok(c)
+    }
+}
 
 /// See [`crate::Store::commit_batch`].
 pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
@@ -19,273 +148,92 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
     // Key order is the lock order, so two batches over the same keys cannot deadlock.
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by(|a, b| requests[*a].key.as_str().cmp(requests[*b].key.as_str()));
+    let c = Columns::of(requests, &order)?;
     let mut tx = pool.begin().await?;
-    let mut results: Vec<Option<CommitResult>> = vec![None; requests.len()];
-
-    // 1. Lock the existing rows this batch checks or changes, and read their versions.
-    let creates = |r: &CommitRequest| r.expected == Version::NONE && r.write.is_some();
-    let locked_keys: Vec<&str> = order
-        .iter()
-        .map(|i| &requests[*i])
-        .filter(|r| !creates(r))
-        .map(|r| r.key.as_str())
-        .collect();
-    let mut current: HashMap<String, i64> = HashMap::new();
-    if !locked_keys.is_empty() {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT workflow_key, version FROM workflow_state WHERE workflow_key = ANY($1) \
-             ORDER BY workflow_key FOR UPDATE",
-        )
-        .bind(&locked_keys)
+    let rows: Vec<(String, Option<uuid::Uuid>)> = sqlx::query_as(GROUP_COMMIT)
+        .bind(&c.keys)
+        .bind(&c.expected)
+        .bind(&c.versions)
+        .bind(&c.states)
+        .bind(&c.types)
+        .bind(&c.namespaces)
+        .bind(&c.provenances)
+        .bind(&c.record_keys)
+        .bind(&c.record_ids)
+        .bind(&c.request_hashes)
+        .bind(&c.result_hashes)
+        .bind(&c.record_versions)
+        .bind(&c.statuses)
+        .bind(&c.outcomes)
+        .bind(&c.ttls)
+        .bind(&c.event_keys)
+        .bind(&c.event_versions)
+        .bind(&c.event_types)
+        .bind(&c.payloads)
+        .bind(&c.headers)
         .fetch_all(&mut *tx)
         .await?;
-        current.extend(rows);
-    }
-    for (i, request) in requests.iter().enumerate() {
-        if creates(request) {
-            continue;
-        }
-        let stored = current.get(request.key.as_str()).copied().unwrap_or(0);
-        if stored != version_param(request.expected)? {
-            results[i] = Some(CommitResult::Conflict {
-                current: Version::new(stored.max(0) as u64),
-            });
-        }
-    }
-
-    // 2. Create new workflows; a key another transaction created first is a conflict.
-    let new: Vec<usize> = order.iter().copied().filter(|i| creates(&requests[*i])).collect();
-    if !new.is_empty() {
-        let created = insert_states(&mut tx, requests, &new).await?;
-        for i in &new {
-            if !created.contains(requests[*i].key.as_str()) {
-                let stored: i64 = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = $1")
-                    .bind(requests[*i].key.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or(0);
-                results[*i] = Some(CommitResult::Conflict {
-                    current: Version::new(stored.max(0) as u64),
-                });
+    let mut passed: HashSet<String> = HashSet::new();
+    let mut recorded: HashSet<(String, uuid::Uuid)> = HashSet::new();
+    for (key, action_id) in rows {
+        match action_id {
+            Some(id) => {
+                recorded.insert((key, id));
+            }
+            None => {
+                passed.insert(key);
             }
         }
     }
-
-    // 3. Update the rows whose check passed.
-    let passing: Vec<usize> = order.iter().copied().filter(|i| results[*i].is_none()).collect();
-    let updates: Vec<usize> = passing
+    // A record that already existed: another process applied that action first. Nothing of
+    // the batch may stay.
+    let clashes: Vec<(usize, ActionId)> = requests
         .iter()
-        .copied()
-        .filter(|i| requests[*i].write.is_some() && requests[*i].expected != Version::NONE)
+        .enumerate()
+        .filter(|(_, r)| passed.contains(r.key.as_str()))
+        .flat_map(|(i, r)| {
+            let recorded = &recorded;
+            r.records
+                .iter()
+                .filter(move |rec| !recorded.contains(&(r.key.as_str().to_owned(), rec.action_id.as_uuid())))
+                .map(move |rec| (i, rec.action_id))
+        })
         .collect();
-    if !updates.is_empty() {
-        update_states(&mut tx, requests, &updates).await?;
-    }
-
-    // 4. Dedup records; an existing one (another process applied the action first) rolls
-    //    the whole batch back so nothing is half-written.
-    let clashes = insert_records(&mut tx, requests, &passing).await?;
     if !clashes.is_empty() {
         tx.rollback().await?;
         return deferred(pool, requests, &clashes).await;
     }
-
-    // 5. Outbox events, in request order and, within a request, in the given order.
-    insert_events(&mut tx, requests, &passing).await?;
     tx.commit().await?;
-    Ok(results
-        .into_iter()
-        .zip(requests)
-        .map(|(result, request)| {
-            result.unwrap_or_else(|| CommitResult::Committed {
-                version: request.write.as_ref().map_or(request.expected, |w| w.version),
-            })
+    let lost: Vec<&str> = requests
+        .iter()
+        .map(|r| r.key.as_str())
+        .filter(|k| !passed.contains(*k))
+        .collect();
+    let current: HashMap<String, i64> = if lost.is_empty() {
+        HashMap::new()
+    } else {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT workflow_key, version FROM workflow_state WHERE workflow_key = ANY($1)")
+                .bind(&lost)
+                .fetch_all(pool)
+                .await?;
+        rows.into_iter().collect()
+    };
+    Ok(requests
+        .iter()
+        .map(|request| {
+            if passed.contains(request.key.as_str()) {
+                CommitResult::Committed {
+                    version: request.write.as_ref().map_or(request.expected, |w| w.version),
+                }
+            } else {
+                let stored = current.get(request.key.as_str()).copied().unwrap_or(0);
+                CommitResult::Conflict {
+                    current: Version::new(stored.max(0) as u64),
+                }
+            }
         })
         .collect())
-}
-
-async fn insert_states(
-    tx: &mut PgConnection,
-    requests: &[CommitRequest],
-    new: &[usize],
-) -> StorageResult<HashSet<String>> {
-    let mut keys = Vec::new();
-    let mut versions = Vec::new();
-    let mut states = Vec::new();
-    let mut types = Vec::new();
-    let mut namespaces = Vec::new();
-    let mut provenances = Vec::new();
-    for i in new {
-        let request = &requests[*i];
-        let Some(write) = &request.write else { continue };
-        keys.push(request.key.as_str());
-        versions.push(version_param(write.version)?);
-        states.push(to_json(&write.state)?);
-        types.push(write.workflow_type.as_str());
-        namespaces.push(write.namespace.as_str());
-        provenances.push(to_json(&write.provenance)?);
-    }
-    let created: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance) \
-         SELECT k, v, s::jsonb, t, n, p::jsonb \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(k, v, s, t, n, p) \
-         ORDER BY k \
-         ON CONFLICT (workflow_key) DO NOTHING RETURNING workflow_key",
-    )
-    .bind(&keys)
-    .bind(&versions)
-    .bind(&states)
-    .bind(&types)
-    .bind(&namespaces)
-    .bind(&provenances)
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(created.into_iter().collect())
-}
-
-async fn update_states(tx: &mut PgConnection, requests: &[CommitRequest], updates: &[usize]) -> StorageResult<()> {
-    let mut keys = Vec::new();
-    let mut versions = Vec::new();
-    let mut states = Vec::new();
-    let mut provenances = Vec::new();
-    for i in updates {
-        let request = &requests[*i];
-        let Some(write) = &request.write else { continue };
-        keys.push(request.key.as_str());
-        versions.push(version_param(write.version)?);
-        states.push(to_json(&write.state)?);
-        provenances.push(to_json(&write.provenance)?);
-    }
-    // The rows are locked by this transaction already, so the update cannot miss.
-    let done = sqlx::query(
-        "UPDATE workflow_state AS s SET state = u.s::jsonb, version = u.v, provenance = u.p::jsonb, updated_at = now() \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(k, v, s, p) \
-         WHERE s.workflow_key = u.k",
-    )
-    .bind(&keys)
-    .bind(&versions)
-    .bind(&states)
-    .bind(&provenances)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() != keys.len() as u64 {
-        return Err(StorageError::Database(format!(
-            "group commit updated {} of {} locked workflows",
-            done.rows_affected(),
-            keys.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Inserts the dedup records of `passing`, replacing expired ones; returns the
-/// (request index, action id) of records that already existed unexpired.
-async fn insert_records(
-    tx: &mut PgConnection,
-    requests: &[CommitRequest],
-    passing: &[usize],
-) -> StorageResult<Vec<(usize, ActionId)>> {
-    let mut keys = Vec::new();
-    let mut ids = Vec::new();
-    let mut request_hashes = Vec::new();
-    let mut result_hashes = Vec::new();
-    let mut versions = Vec::new();
-    let mut statuses = Vec::new();
-    let mut outcomes = Vec::new();
-    let mut ttls = Vec::new();
-    let mut owner: HashMap<(String, uuid::Uuid), usize> = HashMap::new();
-    for i in passing {
-        let request = &requests[*i];
-        for record in &request.records {
-            keys.push(request.key.as_str());
-            ids.push(record.action_id.as_uuid());
-            request_hashes.push(record.request_hash.as_str());
-            result_hashes.push(record.result_hash.as_str());
-            versions.push(version_param(record.version)?);
-            statuses.push(record.status.as_str());
-            outcomes.push(to_json(&outcome_json(
-                &record.intents,
-                record.rejection_reason.as_deref(),
-            ))?);
-            ttls.push(record.ttl.as_secs_f64());
-            owner.insert((request.key.as_str().to_owned(), record.action_id.as_uuid()), *i);
-        }
-    }
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
-    let inserted: Vec<(String, uuid::Uuid)> = sqlx::query_as(
-        "INSERT INTO action_dedup_log \
-            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
-         SELECT k, a, rq, rs, v, st, o::jsonb, now() + make_interval(secs => ttl) \
-         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::float8[]) \
-              AS u(k, a, rq, rs, v, st, o, ttl) \
-         ORDER BY k, a \
-         ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
-            request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash, \
-            version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
-            created_at = now(), expires_at = EXCLUDED.expires_at \
-         WHERE action_dedup_log.expires_at <= now() \
-         RETURNING workflow_key, action_id",
-    )
-    .bind(&keys)
-    .bind(&ids)
-    .bind(&request_hashes)
-    .bind(&result_hashes)
-    .bind(&versions)
-    .bind(&statuses)
-    .bind(&outcomes)
-    .bind(&ttls)
-    .fetch_all(&mut *tx)
-    .await?;
-    if inserted.len() == keys.len() {
-        return Ok(Vec::new());
-    }
-    for pair in inserted {
-        owner.remove(&pair);
-    }
-    Ok(owner
-        .into_iter()
-        .map(|((_, id), i)| (i, ActionId::from_uuid(id)))
-        .collect())
-}
-
-async fn insert_events(tx: &mut PgConnection, requests: &[CommitRequest], passing: &[usize]) -> StorageResult<()> {
-    let mut keys = Vec::new();
-    let mut versions = Vec::new();
-    let mut types = Vec::new();
-    let mut payloads = Vec::new();
-    let mut headers = Vec::new();
-    // Request order, not key order: callers list a key's events in version order.
-    let mut in_order = passing.to_vec();
-    in_order.sort_unstable();
-    for i in in_order {
-        for event in &requests[i].events {
-            keys.push(event.workflow_key.as_str());
-            versions.push(version_param(event.version)?);
-            types.push(event.event_type.as_str());
-            payloads.push(event.payload.as_slice());
-            headers.push(to_json(&event.headers)?);
-        }
-    }
-    if keys.is_empty() {
-        return Ok(());
-    }
-    // Ids are drawn in ordinality order, so each key's events keep their order in the outbox.
-    sqlx::query(
-        "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers) \
-         SELECT k, v, t, p, h::jsonb \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY AS u(k, v, t, p, h, n) \
-         ORDER BY n",
-    )
-    .bind(&keys)
-    .bind(&versions)
-    .bind(&types)
-    .bind(&payloads)
-    .bind(&headers)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// The results of a batch rolled back because some actions were already processed.
