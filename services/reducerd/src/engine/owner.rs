@@ -96,6 +96,19 @@ struct Slot {
     last_used: Instant,
     /// Whether the key is in the owner's pending list.
     listed: bool,
+    /// Whether the next fold must look up its actions' dedup records first. Usually it need
+    /// not: the commit itself refuses an action recorded before, and only then (or for a
+    /// second copy of an action in one fold) does the owner look records up.
+    check_dedup: bool,
+}
+
+/// A key's work taken for one round.
+#[derive(Debug)]
+struct Taken {
+    key: WorkflowKey,
+    jobs: Vec<Job>,
+    /// Look up the dedup records of these jobs before folding.
+    check_dedup: bool,
 }
 
 /// What one round decided for one key.
@@ -195,6 +208,7 @@ impl Owner {
             not_before: None,
             last_used: Instant::now(),
             listed: false,
+            check_dedup: false,
         });
         slot.queue.push_back(job);
         slot.last_used = Instant::now();
@@ -204,14 +218,16 @@ impl Owner {
         }
     }
 
-    /// Puts jobs back at the front of their key's queue, in the given order.
-    fn put_back(&mut self, key: &WorkflowKey, jobs: Vec<Job>, not_before: Option<Instant>) {
+    /// Puts jobs back at the front of their key's queue, in the given order; `check_dedup`
+    /// makes their next fold look up dedup records first.
+    fn put_back(&mut self, key: &WorkflowKey, jobs: Vec<Job>, not_before: Option<Instant>, check_dedup: bool) {
         if jobs.is_empty() {
             return;
         }
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        slot.check_dedup |= check_dedup;
         for job in jobs.into_iter().rev() {
             slot.queue.push_front(job);
         }
@@ -238,7 +254,7 @@ impl Owner {
     }
 
     /// Takes the ready work, up to the batch cap, key by key in the order keys became busy.
-    fn take_ready(&mut self) -> Vec<(WorkflowKey, Vec<Job>)> {
+    fn take_ready(&mut self) -> Vec<Taken> {
         let now = Instant::now();
         let mut budget = self.shared.limits.max_batch_actions.max(1);
         let mut taken = Vec::new();
@@ -250,6 +266,7 @@ impl Owner {
                 continue;
             }
             slot.not_before = None;
+            let check_dedup = std::mem::take(&mut slot.check_dedup);
             let count = slot.queue.len().min(budget);
             budget -= count;
             let jobs: Vec<Job> = slot.queue.drain(..count).collect();
@@ -258,7 +275,7 @@ impl Owner {
             } else {
                 keep.push_back(key.clone());
             }
-            taken.push((key, jobs));
+            taken.push(Taken { key, jobs, check_dedup });
         }
         self.pending = keep;
         taken
@@ -273,7 +290,7 @@ impl Owner {
         let (states, records) = match self.read(&taken).await {
             Ok(read) => read,
             Err(error) => {
-                for (key, jobs) in taken {
+                for Taken { key, jobs, .. } in taken {
                     self.forget(&key);
                     for job in jobs {
                         job.fail(error.clone());
@@ -284,7 +301,7 @@ impl Owner {
         };
         let shared = self.shared.clone();
         let mut inputs = Vec::with_capacity(taken.len());
-        for (key, jobs) in taken {
+        for Taken { key, jobs, .. } in taken {
             let held = match states.get(key.as_str()) {
                 Some(loaded) => loaded.clone(),
                 None => self
@@ -313,25 +330,29 @@ impl Owner {
     /// and the dedup records of every taken action, concurrently.
     async fn read(
         &self,
-        taken: &[(WorkflowKey, Vec<Job>)],
+        taken: &[Taken],
     ) -> Result<(HashMap<String, Held>, Vec<(String, ProcessedRecord)>), EngineError> {
         let stale: Vec<WorkflowKey> = taken
             .iter()
-            .filter(|(key, jobs)| {
-                let held = self.slots.get(key).is_some_and(|slot| slot.held.is_some());
-                !held || jobs.iter().any(|job| matches!(job, Job::Direct(_)))
+            .filter(|taken| {
+                let held = self.slots.get(&taken.key).is_some_and(|slot| slot.held.is_some());
+                !held || taken.jobs.iter().any(|job| matches!(job, Job::Direct(_)))
             })
-            .map(|(key, _)| key.clone())
+            .map(|taken| taken.key.clone())
             .collect();
         let pairs: Vec<(WorkflowKey, ActionId)> = taken
             .iter()
-            .flat_map(|(key, jobs)| {
-                jobs.iter().filter_map(move |job| match job {
-                    Job::Action(job) => Some((key.clone(), job.action.id)),
+            .filter(|taken| taken.check_dedup)
+            .flat_map(|taken| {
+                taken.jobs.iter().filter_map(move |job| match job {
+                    Job::Action(job) => Some((taken.key.clone(), job.action.id)),
                     Job::Direct(_) => None,
                 })
             })
             .collect();
+        if stale.is_empty() && pairs.is_empty() {
+            return Ok((HashMap::new(), Vec::new()));
+        }
         let store = &self.shared.store;
         let (states, records) = tokio::join!(store.get_states(&stale), store.find_processed_many(&pairs));
         let metrics = metrics();
@@ -366,7 +387,7 @@ impl Owner {
         }
         for work in idle {
             self.hold(&work.key, Some(work.held));
-            self.put_back(&work.key, work.later, None);
+            self.put_back(&work.key, work.later, None, true);
         }
         if requests.is_empty() {
             return;
@@ -406,12 +427,20 @@ impl Owner {
                     metrics().state_conflicts.add(1, &labels);
                     gave_up.extend(self.conflicted(work, current, &labels));
                 }
-                CommitResult::AlreadyProcessed(_) | CommitResult::Deferred => {
-                    // Another process recorded one of the actions first: fold again from a
-                    // fresh read, where that action answers as a duplicate.
+                CommitResult::AlreadyProcessed(_) => {
+                    // One of the actions was recorded before (a resend, or another process
+                    // applied it first): fold again from a fresh read, looking the records
+                    // up, so that action answers as a duplicate.
                     self.forget(&work.key);
                     let jobs = requeue(work.pending, work.later);
-                    self.put_back(&work.key, jobs, None);
+                    self.put_back(&work.key, jobs, None, true);
+                }
+                CommitResult::Deferred => {
+                    // Rolled back for another key's sake: commit the same again.
+                    let later = !work.later.is_empty();
+                    // What the owner holds is still the state before the fold.
+                    let jobs = requeue(work.pending, work.later);
+                    self.put_back(&work.key, jobs, None, later);
                 }
             }
         }
@@ -446,7 +475,7 @@ impl Owner {
                 }
             }
         }
-        self.put_back(&work.key, work.later, None);
+        self.put_back(&work.key, work.later, None, true);
     }
 
     /// Handles a lost compare-and-set; returns the actions that have no attempt left.
@@ -481,8 +510,9 @@ impl Owner {
             metrics.backoff_ms.record(backoff.as_secs_f64() * 1000.0, labels);
             Instant::now() + backoff
         });
+        let check_dedup = !work.later.is_empty();
         again.extend(work.later);
-        self.put_back(&work.key, again, not_before);
+        self.put_back(&work.key, again, not_before, check_dedup);
         exhausted
     }
 
@@ -532,7 +562,7 @@ impl Owner {
             for pending in work.pending {
                 pending.into_job().fail(error.clone());
             }
-            self.put_back(&work.key, work.later, None);
+            self.put_back(&work.key, work.later, None, true);
         }
     }
 

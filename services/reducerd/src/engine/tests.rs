@@ -334,3 +334,40 @@ async fn idle_workflows_are_evicted_and_read_again_when_they_return() {
         .expect("applied");
     assert_eq!((again.status, again.version.get()), (ActionStatus::Committed, 2));
 }
+
+#[tokio::test]
+async fn a_resend_in_a_batch_rolls_back_only_to_answer_as_a_duplicate_and_the_rest_commits() {
+    let (sqlite, _) = fresh_sqlite().await.expect("sqlite");
+    let store = Instrumented::new(sqlite);
+    let engine = engine_on(store.clone(), 3).await;
+    let first = action("a", "merge", json!({"n": 1}));
+    let original = engine.handle(&first).await.expect("applied");
+
+    let paused = store.pause_next_commit();
+    let opener = submit(&engine, &action("z", "merge", json!({}))).await;
+    paused.entered.notified().await;
+    let resend = submit(&engine, &first).await;
+    let other = submit(&engine, &action("b", "merge", json!({"n": 2}))).await;
+    paused.release();
+    outcome(opener).await;
+    let resent = outcome(resend).await;
+    assert_eq!(resent.status, ActionStatus::Duplicate);
+    assert_eq!(
+        (resent.version, resent.result_hash),
+        (original.version, original.result_hash)
+    );
+    assert_eq!(outcome(other).await.status, ActionStatus::Committed);
+
+    let batches = store.batches();
+    let together = batches
+        .iter()
+        .find(|b| b.requests.len() == 2)
+        .expect("the resend and b went into one transaction");
+    assert!(matches!(
+        together.results[..],
+        [CommitResult::AlreadyProcessed(_), CommitResult::Deferred]
+    ));
+    let events = store.pending_events(100).await.expect("outbox");
+    let keys: Vec<&str> = events.iter().map(|e| e.event.workflow_key.as_str()).collect();
+    assert_eq!(keys, vec!["a", "z", "b"], "the resend wrote nothing; b committed once");
+}
