@@ -107,6 +107,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records the outcome of a queued action (the first record for a correlation id wins).
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()>;
 
+    /// Records several outcomes of queued actions at once (first record per correlation id
+    /// wins), announcing each.
+    async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
+        for completion in completions {
+            self.record_completion(completion).await?;
+        }
+        Ok(())
+    }
+
     /// The outcome of a queued action, if it has completed.
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>>;
 

@@ -232,6 +232,9 @@ impl Store for Instrumented {
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
         self.inner.record_completion(completion).await
     }
+    async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
+        self.inner.record_completions(completions).await
+    }
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
         self.inner.find_completion(correlation_id).await
     }

@@ -512,6 +512,22 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
         ..first.clone()
     };
     store.record_completion(&later).await.expect("record again");
+    assert_eq!(store.find_completion("c-1").await.expect("find"), Some(first.clone()));
+
+    // Many at once, with a repeat inside the batch and one recorded before: first wins.
+    let second = Completion {
+        correlation_id: "c-2".to_owned(),
+        ..first.clone()
+    };
+    let repeat = Completion {
+        status: ActionStatus::Rejected,
+        ..second.clone()
+    };
+    store
+        .record_completions(&[second.clone(), repeat, later])
+        .await
+        .expect("record a batch");
+    assert_eq!(store.find_completion("c-2").await.expect("find"), Some(second));
     assert_eq!(store.find_completion("c-1").await.expect("find"), Some(first));
 }
 

@@ -71,12 +71,15 @@ async fn work(mut queue: mpsc::Receiver<Action>, engine: Arc<Engine>, hub: Arc<H
 /// Applies queued actions (in order per key), records their completions and announces them.
 pub async fn complete(engine: &Engine, hub: &Hub, actions: &[(Action, tracing::Span)]) {
     let outcomes = engine.handle_many(actions).await;
-    let recorded = actions.iter().zip(outcomes).map(|((action, _), outcome)| async move {
-        let completion = completion_of(action, outcome);
-        record(engine.store(), &completion).await;
+    let completions: Vec<Completion> = actions
+        .iter()
+        .zip(outcomes)
+        .map(|((action, _), outcome)| completion_of(action, outcome))
+        .collect();
+    record(engine.store(), &completions).await;
+    for completion in completions {
         hub.completed(completion.correlation_id);
-    });
-    futures::future::join_all(recorded).await;
+    }
 }
 
 fn completion_of(
@@ -106,12 +109,12 @@ fn completion_of(
     }
 }
 
-async fn record(store: &Arc<dyn Store>, completion: &Completion) {
+async fn record(store: &Arc<dyn Store>, completions: &[Completion]) {
     for attempt in 1..=5u32 {
-        match store.record_completion(completion).await {
+        match store.record_completions(completions).await {
             Ok(()) => return,
             Err(err) => {
-                tracing::warn!(attempt, error = %err, correlation_id = %completion.correlation_id, "recording a completion failed");
+                tracing::warn!(attempt, error = %err, completions = completions.len(), "recording completions failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
             }
         }

@@ -210,6 +210,10 @@ impl Store for PgStore {
         pipeline::record_completion(&self.pool, completion).await
     }
 
+    async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
+        pipeline::record_completions(&self.pool, completions).await
+    }
+
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
         pipeline::find_completion(&self.pool, correlation_id).await
     }

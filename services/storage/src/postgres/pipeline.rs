@@ -65,27 +65,40 @@ pub(super) async fn list_watermarks(pool: &PgPool) -> StorageResult<Vec<StoredWa
 }
 
 pub(super) async fn record_completion(pool: &PgPool, completion: &Completion) -> StorageResult<()> {
-    let mut tx = pool.begin().await?;
+    record_completions(pool, std::slice::from_ref(completion)).await
+}
+
+/// One statement for the whole batch: the rows, and a notification per correlation id,
+/// delivered when it commits.
+pub(super) async fn record_completions(pool: &PgPool, completions: &[Completion]) -> StorageResult<()> {
+    if completions.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = completions.iter().map(|c| c.correlation_id.as_str()).collect();
+    let actions: Vec<uuid::Uuid> = completions.iter().map(|c| c.action_id.as_uuid()).collect();
+    let keys: Vec<&str> = completions.iter().map(|c| c.workflow_key.as_str()).collect();
+    let statuses: Vec<&str> = completions.iter().map(|c| c.status.as_str()).collect();
+    let versions: Vec<i64> = completions.iter().map(|c| version_param(c.version)).collect();
+    let hashes: Vec<&str> = completions.iter().map(|c| c.result_hash.as_str()).collect();
+    let reasons: Vec<Option<&str>> = completions.iter().map(|c| c.rejection_reason.as_deref()).collect();
     sqlx::query(
-        "INSERT INTO action_completions \
-            (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (correlation_id) DO NOTHING",
+        "WITH recorded AS ( \
+            INSERT INTO action_completions \
+                (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason) \
+            SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[]) \
+            ON CONFLICT (correlation_id) DO NOTHING RETURNING 1) \
+         SELECT pg_notify($8, c) FROM unnest($1::text[]) AS c",
     )
-    .bind(&completion.correlation_id)
-    .bind(completion.action_id.as_uuid())
-    .bind(&completion.workflow_key)
-    .bind(completion.status.as_str())
-    .bind(version_param(completion.version))
-    .bind(&completion.result_hash)
-    .bind(&completion.rejection_reason)
-    .execute(&mut *tx)
+    .bind(&ids)
+    .bind(&actions)
+    .bind(&keys)
+    .bind(&statuses)
+    .bind(&versions)
+    .bind(&hashes)
+    .bind(&reasons)
+    .bind(channels::COMPLETION)
+    .execute(pool)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channels::COMPLETION)
-        .bind(&completion.correlation_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     Ok(())
 }
 
