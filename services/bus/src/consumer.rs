@@ -10,6 +10,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::{BusError, client_config};
 
+/// Longest a broker holds a fetch that has no data yet.
+const FETCH_WAIT_MAX_MS: &str = "10";
+
 /// A group member with manual commits, starting from the earliest offset when the group
 /// has none.
 pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
@@ -20,6 +23,9 @@ pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<Str
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("isolation.level", "read_committed")
+        // A fetch returns as soon as there is data; with no data the broker answers within
+        // this bound, so a lone event never waits for the default 500 ms.
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
         .create()?;
     consumer.subscribe(topics)?;
     Ok(consumer)
@@ -31,6 +37,7 @@ pub fn tail_consumer(brokers: &str, topics: &[&str]) -> Result<StreamConsumer, B
     let consumer: StreamConsumer = client_config(brokers, "reducerd-tail")
         .set("group.id", "reducerd-tail")
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for topic in topics {
