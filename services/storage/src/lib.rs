@@ -98,6 +98,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// skipped and counted.
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats>;
 
+    /// Like [`Store::apply_projections`], and marks the outbox rows `published` as published
+    /// in the same transaction: the in-process pipeline, whose log is the outbox itself.
+    async fn apply_and_mark_published(
+        &self,
+        updates: &[ProjectionUpdate],
+        published: &[i64],
+    ) -> StorageResult<ApplyStats> {
+        let stats = self.apply_projections(updates).await?;
+        self.mark_published(published).await?;
+        Ok(stats)
+    }
+
     /// Reads a projection row.
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>>;
 

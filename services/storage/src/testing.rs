@@ -223,6 +223,13 @@ impl Store for Instrumented {
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
         self.inner.apply_projections(updates).await
     }
+    async fn apply_and_mark_published(
+        &self,
+        updates: &[ProjectionUpdate],
+        published: &[i64],
+    ) -> StorageResult<ApplyStats> {
+        self.inner.apply_and_mark_published(updates, published).await
+    }
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
         self.inner.get_projection(key).await
     }

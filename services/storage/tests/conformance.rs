@@ -48,6 +48,7 @@ conformance!(
     group_commit_checks_each_workflow_on_its_own,
     group_commit_with_an_already_processed_action_writes_nothing,
     batched_reads_return_states_and_records_by_key,
+    projections_and_publication_marks_commit_together,
 );
 
 fn key(raw: &str) -> WorkflowKey {
@@ -698,4 +699,31 @@ async fn batched_reads_return_states_and_records_by_key(store: Arc<dyn Store>) {
     let mut found: Vec<(String, ActionId)> = found.into_iter().map(|(k, r)| (k, r.action_id)).collect();
     found.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(found, vec![("a".to_owned(), one), ("b".to_owned(), two)]);
+}
+
+async fn projections_and_publication_marks_commit_together(store: Arc<dyn Store>) {
+    store
+        .append_events(vec![event("wf", 1, "StateCommitted"), event("wf", 2, "StateCommitted")])
+        .await
+        .expect("append");
+    let pending = store.pending_events(10).await.expect("pending");
+    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    // Two versions of one workflow and a redelivered older one in a single batch.
+    let stats = store
+        .apply_and_mark_published(&[update(0, "wf", 1), update(1, "wf", 2), update(2, "wf", 1)], &ids)
+        .await
+        .expect("apply");
+    assert_eq!(stats.applied.len(), 2, "{stats:?}");
+    assert_eq!(
+        stats.regressions, 1,
+        "the older version after the newer is a regression"
+    );
+    let stored = store.get_projection("wf").await.expect("read").expect("row");
+    assert_eq!(stored.row.version, Version::new(2));
+    assert!(
+        store.pending_events(10).await.expect("pending").is_empty(),
+        "marked published"
+    );
+    let marks = store.list_watermarks().await.expect("watermarks");
+    assert_eq!(marks.iter().find(|w| w.topic == "t").map(|w| w.offset), Some(3));
 }

@@ -106,7 +106,9 @@ impl LocalPipeline {
                 span
             })
             .collect();
-        let stats = self.store.apply_projections(&updates).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        // The projection, its watermark and the publication marks commit together.
+        let stats = self.store.apply_and_mark_published(&updates, &ids).await?;
         drop(spans);
         *next_offset = Some(first + i64::try_from(rows.len()).unwrap_or(i64::MAX));
         super::account(&stats, &times);
@@ -116,8 +118,6 @@ impl LocalPipeline {
         for event in decoded.into_iter().flatten() {
             self.hub.publish_event(event);
         }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        self.store.mark_published(&ids).await?;
         Ok(rows.len())
     }
 }

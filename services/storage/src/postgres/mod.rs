@@ -195,7 +195,15 @@ impl Store for PgStore {
     }
 
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
-        projection::apply_projections(&self.pool, updates).await
+        projection::apply_projections(&self.pool, updates, &[]).await
+    }
+
+    async fn apply_and_mark_published(
+        &self,
+        updates: &[ProjectionUpdate],
+        published: &[i64],
+    ) -> StorageResult<ApplyStats> {
+        projection::apply_projections(&self.pool, updates, published).await
     }
 
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {

@@ -1,5 +1,7 @@
-//! Applying projection updates on PostgreSQL in a fixed number of statements per batch:
-//! watermarks locked once, rows upserted together, one notification statement.
+//! Applying projection updates on PostgreSQL in two statements per batch, whatever its size:
+//! one locks (creating if needed) the batch's watermarks, one writes the rows, notifies the
+//! waiters, moves the watermarks and, for the in-process pipeline, marks the outbox rows
+//! published, all in the same transaction.
 
 use std::collections::HashMap;
 
@@ -9,38 +11,76 @@ use sqlx::PgPool;
 use crate::model::channels;
 use crate::{ApplyStats, ProjectionRow, ProjectionUpdate, StorageError, StorageResult};
 
+/// Locks the batch's watermark rows in a fixed order (so two materializers on one partition
+/// cannot interleave), creating missing ones, and returns their offsets.
+const LOCK_WATERMARKS: &str = "\
+INSERT INTO projection_watermarks (topic, partition, \"offset\")
+SELECT t, p, 0 FROM unnest($1::text[], $2::int[]) AS u(t, p) ORDER BY t, p
+ON CONFLICT (topic, partition) DO UPDATE SET \"offset\" = projection_watermarks.\"offset\"
+RETURNING topic, partition, \"offset\"";
+
+/// Upserts the rows newer than the stored ones, reports the versions stored before, notifies
+/// waiters of each written row, moves the watermarks forward and marks outbox rows published.
+const APPLY: &str = "\
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+        AS u(k, v, t, a, n, i, e)
+),
+before AS (
+    SELECT p.workflow_key, p.version FROM workflow_projection AS p JOIN input ON p.workflow_key = input.k
+),
+written AS (
+    INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras)
+    SELECT k, v, t, a, n, i::jsonb, e::jsonb FROM input ORDER BY k
+    ON CONFLICT (workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag,
+        last_action = EXCLUDED.last_action, namespace = EXCLUDED.namespace, updated_at = now(),
+        indices = EXCLUDED.indices, extras = EXCLUDED.extras
+     WHERE workflow_projection.version < EXCLUDED.version
+    RETURNING workflow_key, version
+),
+notified AS (
+    SELECT pg_notify($8, version::text || ':' || workflow_key) FROM written
+),
+moved AS (
+    UPDATE projection_watermarks AS w SET \"offset\" = m.o, updated_at = now()
+      FROM unnest($9::text[], $10::int[], $11::bigint[]) AS m(t, p, o)
+     WHERE w.topic = m.t AND w.partition = m.p AND w.\"offset\" < m.o
+    RETURNING 1
+),
+published AS (
+    UPDATE event_outbox SET published_at = now() WHERE id = ANY($12) AND published_at IS NULL
+    RETURNING 1
+)
+SELECT false AS fresh, workflow_key, version FROM before
+UNION ALL
+SELECT true, workflow_key, version FROM written
+UNION ALL
+SELECT true, '', -1 FROM (SELECT count(*) FROM notified) AS n";
+
 /// Applies `updates` in order, in one transaction with their watermarks (see
-/// [`crate::Store::apply_projections`]). Within a batch only each workflow's newest row is
-/// written: the older ones would be overwritten in the same transaction anyway.
-pub(super) async fn apply_projections(pool: &PgPool, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+/// [`crate::Store::apply_projections`]), and marks the outbox rows `published` as published
+/// in the same transaction. Within a batch only each workflow's newest row is written: the
+/// older ones would be overwritten in the same transaction anyway.
+pub(super) async fn apply_projections(
+    pool: &PgPool,
+    updates: &[ProjectionUpdate],
+    published: &[i64],
+) -> StorageResult<ApplyStats> {
     let mut stats = ApplyStats::default();
     if updates.is_empty() {
         return Ok(stats);
     }
-    let mut tx = pool.begin().await?;
     let mut positions: Vec<(&str, i32)> = updates.iter().map(|u| (u.topic.as_str(), u.partition)).collect();
     positions.sort_unstable();
     positions.dedup();
     let topics: Vec<&str> = positions.iter().map(|(t, _)| *t).collect();
     let partitions: Vec<i32> = positions.iter().map(|(_, p)| *p).collect();
-    sqlx::query(
-        "INSERT INTO projection_watermarks (topic, partition, \"offset\") \
-         SELECT t, p, 0 FROM unnest($1::text[], $2::int[]) AS u(t, p) ON CONFLICT (topic, partition) DO NOTHING",
-    )
-    .bind(&topics)
-    .bind(&partitions)
-    .execute(&mut *tx)
-    .await?;
-    // Locked in a fixed order so two materializers on one partition cannot interleave.
-    let marks: Vec<(String, i32, i64)> = sqlx::query_as(
-        "SELECT w.topic, w.partition, w.\"offset\" FROM projection_watermarks w \
-         JOIN unnest($1::text[], $2::int[]) AS u(t, p) ON w.topic = u.t AND w.partition = u.p \
-         ORDER BY w.topic, w.partition FOR UPDATE OF w",
-    )
-    .bind(&topics)
-    .bind(&partitions)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut tx = pool.begin().await?;
+    let marks: Vec<(String, i32, i64)> = sqlx::query_as(LOCK_WATERMARKS)
+        .bind(&topics)
+        .bind(&partitions)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut next: HashMap<(String, i32), i64> = marks.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
 
     // Walk the batch in order: skip what the watermark says is applied, keep the newest row
@@ -65,20 +105,36 @@ pub(super) async fn apply_projections(pool: &PgPool, updates: &[ProjectionUpdate
             *slot = row;
         }
     }
-    let keys: Vec<&str> = newest.keys().copied().collect();
-    let stored: HashMap<String, i64> = if keys.is_empty() {
-        HashMap::new()
-    } else {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT workflow_key, version FROM workflow_projection WHERE workflow_key = ANY($1)")
-                .bind(&keys)
-                .fetch_all(&mut *tx)
-                .await?;
-        rows.into_iter().collect()
-    };
-    // Count each event as the row-by-row apply would have: applied when newer than what the
-    // projection holds at that point, a regression when older, a duplicate when equal.
-    let mut running = stored.clone();
+    let mut rows: Vec<&ProjectionRow> = newest.into_values().collect();
+    rows.sort_unstable_by(|a, b| a.workflow_key.cmp(&b.workflow_key));
+    let offsets: Vec<i64> = positions
+        .iter()
+        .map(|(t, p)| next.get(&((*t).to_owned(), *p)).copied().unwrap_or(0))
+        .collect();
+    let results: Vec<(bool, String, i64)> = sqlx::query_as(APPLY)
+        .bind(rows.iter().map(|r| r.workflow_key.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| version_param(r.version)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.tag.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.last_action.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.namespace.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.indices.to_string()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.extras.to_string()).collect::<Vec<_>>())
+        .bind(channels::PROJECTION)
+        .bind(&topics)
+        .bind(&partitions)
+        .bind(&offsets)
+        .bind(published)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let stored: HashMap<String, i64> = results
+        .into_iter()
+        .filter(|(fresh, _, _)| !fresh)
+        .map(|(_, key, version)| (key, version))
+        .collect();
+    // Count each event as a row-by-row apply would have: applied when newer than what the
+    // projection held at that point, a regression when older, a duplicate when equal.
+    let mut running = stored;
     for row in candidates {
         let version = version_param(row.version);
         let current = running.entry(row.workflow_key.clone()).or_insert(0);
@@ -91,82 +147,7 @@ pub(super) async fn apply_projections(pool: &PgPool, updates: &[ProjectionUpdate
             stats.duplicates += 1;
         }
     }
-    let fresh: Vec<&ProjectionRow> = newest
-        .values()
-        .copied()
-        .filter(|row| {
-            stored
-                .get(row.workflow_key.as_str())
-                .is_none_or(|v| *v < version_param(row.version))
-        })
-        .collect();
-    let written = upsert_rows(&mut tx, fresh).await?;
-    if !written.is_empty() {
-        let notes: Vec<String> = written
-            .iter()
-            .map(|(key, version)| format!("{version}:{key}"))
-            .collect();
-        sqlx::query("SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n")
-            .bind(channels::PROJECTION)
-            .bind(&notes)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let offsets: Vec<i64> = positions
-        .iter()
-        .map(|(t, p)| next.get(&((*t).to_owned(), *p)).copied().unwrap_or(0))
-        .collect();
-    sqlx::query(
-        "UPDATE projection_watermarks AS w SET \"offset\" = u.o, updated_at = now() \
-         FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(t, p, o) \
-         WHERE w.topic = u.t AND w.partition = u.p AND w.\"offset\" < u.o",
-    )
-    .bind(&topics)
-    .bind(&partitions)
-    .bind(&offsets)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     Ok(stats)
-}
-
-/// Writes each row if it is newer than the stored one; returns the written keys and versions.
-async fn upsert_rows(tx: &mut sqlx::PgConnection, rows: Vec<&ProjectionRow>) -> StorageResult<HashMap<String, i64>> {
-    if rows.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut rows = rows;
-    // Key order is the lock order.
-    rows.sort_unstable_by(|a, b| a.workflow_key.cmp(&b.workflow_key));
-    let keys: Vec<&str> = rows.iter().map(|r| r.workflow_key.as_str()).collect();
-    let versions: Vec<i64> = rows.iter().map(|r| version_param(r.version)).collect();
-    let tags: Vec<Option<&str>> = rows.iter().map(|r| r.tag.as_deref()).collect();
-    let actions: Vec<&str> = rows.iter().map(|r| r.last_action.as_str()).collect();
-    let namespaces: Vec<&str> = rows.iter().map(|r| r.namespace.as_str()).collect();
-    let indices: Vec<String> = rows.iter().map(|r| r.indices.to_string()).collect();
-    let extras: Vec<String> = rows.iter().map(|r| r.extras.to_string()).collect();
-    let written: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras) \
-         SELECT k, v, t, a, n, i::jsonb, e::jsonb \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-              AS u(k, v, t, a, n, i, e) \
-         ORDER BY k \
-         ON CONFLICT (workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag, \
-            last_action = EXCLUDED.last_action, namespace = EXCLUDED.namespace, updated_at = now(), \
-            indices = EXCLUDED.indices, extras = EXCLUDED.extras \
-         WHERE workflow_projection.version < EXCLUDED.version \
-         RETURNING workflow_key, version",
-    )
-    .bind(&keys)
-    .bind(&versions)
-    .bind(&tags)
-    .bind(&actions)
-    .bind(&namespaces)
-    .bind(&indices)
-    .bind(&extras)
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(written.into_iter().collect())
 }
 
 fn version_param(version: Version) -> i64 {
