@@ -160,7 +160,7 @@ impl Default for ReducerConfig {
             max_attempts: policy.max_attempts,
             backoff_base_ms: policy.backoff_base_ms,
             backoff_cap_ms: policy.backoff_cap_ms,
-            owners: 4,
+            owners: 2,
             max_batch_actions: 512,
             max_cached_workflows: 10_000,
         }

@@ -46,7 +46,11 @@ impl PgStore {
             // start-up, or while tables grow fast, the planner's statistics lag behind and it
             // picks sequential scans that read a whole table per batch; profiles showed them
             // as the database's largest cost. With this it keeps to the indexes.
-            .connect_with(options.application_name("reducerd").options([("enable_seqscan", "off")]))
+            .connect_with(
+                options
+                    .application_name("reducerd")
+                    .options([("enable_seqscan", "off")]),
+            )
             .await?;
         Ok(Self { pool })
     }

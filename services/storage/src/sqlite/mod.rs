@@ -1,5 +1,6 @@
 //! The SQLite store: the embedded default, one local file and no server.
 
+mod batch;
 mod pipeline;
 
 use std::collections::HashMap;
@@ -36,6 +37,10 @@ const RECORD_COLUMNS: &str =
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite admits one writer at a time; writers of this process queue here, in order,
+    /// instead of meeting `SQLITE_BUSY` and sleeping in its busy handler (which showed as
+    /// stalls of tens of milliseconds under load).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -55,7 +60,10 @@ impl SqliteStore {
             .acquire_timeout(pool.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Applies the migrations in `migrations/sqlite` that have not run yet.
@@ -97,14 +105,14 @@ impl Store for SqliteStore {
     }
 
     async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
+        let _writing = self.writer.lock().await;
         if requests.is_empty() {
             return Ok(Vec::new());
         }
         // SQLite has one writer: the whole batch is one write transaction.
         let mut tx = self.pool.begin().await?;
         let mut results = Vec::with_capacity(requests.len());
-        let mut clash: Option<(usize, ActionId)> = None;
-        for (i, request) in requests.iter().enumerate() {
+        for request in requests {
             let written = match &request.write {
                 Some(write) => write_state(&mut tx, &request.key, request.expected, write).await?,
                 None => check_version(&mut tx, &request.key, request.expected).await?,
@@ -114,48 +122,46 @@ impl Store for SqliteStore {
                 results.push(CommitResult::Conflict { current });
                 continue;
             }
-            for record in &request.records {
-                if insert_record(&mut tx, &request.key, record).await?.is_none() {
-                    clash = Some((i, record.action_id));
-                    break;
-                }
-            }
-            if clash.is_some() {
-                break;
-            }
-            insert_events(&mut tx, &request.events).await?;
             let version = request.write.as_ref().map_or(request.expected, |w| w.version);
             results.push(CommitResult::Committed { version });
         }
-        let Some((index, action_id)) = clash else {
-            tx.commit().await?;
+        let passed: Vec<&CommitRequest> = requests
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| matches!(result, CommitResult::Committed { .. }))
+            .map(|(request, _)| request)
+            .collect();
+        let records: Vec<(&WorkflowKey, &NewRecord)> = passed
+            .iter()
+            .flat_map(|r| r.records.iter().map(move |record| (&r.key, record)))
+            .collect();
+        let written = batch::insert_records(&mut tx, &records).await?;
+        if written.len() < records.len() {
+            // Another writer recorded one of the actions first: nothing of the batch stays.
+            tx.rollback().await?;
+            let written: std::collections::HashSet<(String, String)> = written.into_iter().collect();
+            let mut results = vec![CommitResult::Deferred; requests.len()];
+            for (index, request) in requests.iter().enumerate() {
+                for record in &request.records {
+                    if written.contains(&(request.key.as_str().to_owned(), record.action_id.to_string())) {
+                        continue;
+                    }
+                    if let Some(existing) = self.find_processed(&request.key, record.action_id).await? {
+                        results[index] = CommitResult::AlreadyProcessed(existing);
+                    }
+                }
+            }
             return Ok(results);
-        };
-        // Another writer recorded one of the actions first: nothing of the batch stays.
-        tx.rollback().await?;
-        let mut results = vec![CommitResult::Deferred; requests.len()];
-        if let Some(existing) = self.find_processed(&requests[index].key, action_id).await? {
-            results[index] = CommitResult::AlreadyProcessed(existing);
         }
+        let events: Vec<&OutboxEvent> = passed.iter().flat_map(|r| r.events.iter()).collect();
+        batch::insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
         Ok(results)
     }
 
     async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
         let mut conn = self.pool.acquire().await?;
-        let mut states = HashMap::new();
-        for key in keys {
-            let row = sqlx::query(
-                "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
-                 FROM workflow_state WHERE workflow_key = ?1",
-            )
-            .bind(key.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-            if let Some(row) = row {
-                states.insert(key.as_str().to_owned(), state_from_row(&row)?);
-            }
-        }
-        Ok(states)
+        batch::get_states(&mut conn, keys).await
     }
 
     async fn find_processed_many(
@@ -193,6 +199,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_processed(&self, key: &WorkflowKey, record: NewRecord) -> StorageResult<RecordResult> {
+        let _writing = self.writer.lock().await;
         let mut conn = self.pool.acquire().await?;
         if let Some(stored) = insert_record(&mut conn, key, &record).await? {
             return Ok(RecordResult::Recorded(stored));
@@ -207,6 +214,7 @@ impl Store for SqliteStore {
     }
 
     async fn cleanup_expired(&self) -> StorageResult<u64> {
+        let _writing = self.writer.lock().await;
         let done = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM action_dedup_log WHERE expires_at <= {NOW_MS}"
         )))
@@ -216,6 +224,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
         insert_events(&mut tx, &events).await?;
         tx.commit().await?;
@@ -247,10 +256,12 @@ impl Store for SqliteStore {
     }
 
     async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
         pipeline::mark_published(&self.pool, ids).await
     }
 
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+        let _writing = self.writer.lock().await;
         pipeline::apply_projections(&self.pool, updates).await
     }
 
@@ -263,7 +274,27 @@ impl Store for SqliteStore {
     }
 
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
         pipeline::record_completion(&self.pool, completion).await
+    }
+
+    async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
+        for completion in completions {
+            pipeline::record_completion(&self.pool, completion).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_and_mark_published(
+        &self,
+        updates: &[ProjectionUpdate],
+        published: &[i64],
+    ) -> StorageResult<ApplyStats> {
+        let _writing = self.writer.lock().await;
+        let stats = pipeline::apply_projections(&self.pool, updates).await?;
+        pipeline::mark_published(&self.pool, published).await?;
+        Ok(stats)
     }
 
     async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
