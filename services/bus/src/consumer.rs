@@ -61,7 +61,13 @@ pub async fn next_batch(consumer: &StreamConsumer, max: usize) -> Result<Vec<Own
         // A message librdkafka has already fetched is ready at the first poll.
         match futures::FutureExt::now_or_never(consumer.recv()) {
             Some(Ok(message)) => batch.push(message.detach()),
-            Some(Err(err)) => return Err(err.into()),
+            // The messages taken so far must be handled: dropping them here would skip them
+            // for good once a later batch commits a higher offset. librdkafka reports broker
+            // errors (one going away, say) through the consumer and carries on.
+            Some(Err(err)) => {
+                tracing::debug!(error = %err, "consumer error ends the batch");
+                break;
+            }
             None => break,
         }
     }
