@@ -23,7 +23,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use purereducer_api::v1 as api;
 use purereducer_core::outcome::request_hash;
 use purereducer_core::{Action, ActionStatus, Outcome, RetryPolicy, Version, WorkflowKey, WorkflowTypes};
@@ -120,21 +119,26 @@ impl Engine {
         finish(action, waiting).await
     }
 
-    /// Applies several actions, keeping their order per key, and returns their outcomes in
-    /// the same order. They are handed to the owners at once, so they fold and group-commit.
-    /// Each action's reduce and commit spans hang below the span given with it.
-    pub async fn handle_many(&self, actions: &[(Action, tracing::Span)]) -> Vec<Result<Outcome, EngineError>> {
+    /// Hands several actions to their owners, in order, and returns once they are all in the
+    /// owners' mailboxes (so their order per key is fixed); the returned future yields their
+    /// outcomes. A caller can hand over the next batch before this one's outcomes are in.
+    pub async fn submit_all(
+        &self,
+        actions: Vec<(Action, tracing::Span)>,
+    ) -> impl std::future::Future<Output = Vec<(Action, Result<Outcome, EngineError>)>> + Send + 'static {
         let mut waiting = Vec::with_capacity(actions.len());
         for (action, span) in actions {
-            waiting.push(self.submit(action.clone(), span.clone()).await);
+            let answer = self.submit(action.clone(), span).await;
+            waiting.push((action, answer));
         }
-        join_all(
-            actions
-                .iter()
-                .zip(waiting)
-                .map(|((action, _), waiting)| finish(action, waiting)),
-        )
-        .await
+        async move {
+            let mut outcomes = Vec::with_capacity(waiting.len());
+            for (action, answer) in waiting {
+                let outcome = finish(&action, answer).await;
+                outcomes.push((action, outcome));
+            }
+            outcomes
+        }
     }
 
     /// Commits `commit.state` if the workflow is still at `commit.expected`.

@@ -2,6 +2,7 @@
 //! members that commit offsets only after their database work; the event feed tails the
 //! event topics for `Subscribe`.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use crate::convert::parse_action;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::pipeline::queue::complete;
+use crate::pipeline::queue::announce;
 use crate::projection::{decode, row_of};
 
 /// Attempts at a failing event before it goes to the dead-letter topic.
@@ -224,9 +225,13 @@ impl KafkaMaterializer {
     }
 }
 
+/// Hand-offs of queued actions whose completions may be pending at once.
+const ACTIONS_IN_FLIGHT: usize = 16;
+
 /// Applies actions queued on the actions topic. Whatever has arrived is handed to the engine
-/// at once (in partition order, so in order per key), and the offsets are committed once
-/// every completion of the batch is recorded.
+/// at once (in partition order, so in order per key); the next batch is taken while this
+/// one's outcomes are still coming, and offsets are committed in order, each batch's once all
+/// of its completions are recorded.
 pub async fn run_action_consumer(
     consumer: StreamConsumer,
     engine: Arc<Engine>,
@@ -235,10 +240,17 @@ pub async fn run_action_consumer(
     max_records: usize,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut in_flight: VecDeque<(tokio::task::JoinHandle<()>, Vec<OwnedMessage>)> = VecDeque::new();
     loop {
         let batch = tokio::select! {
-            batch = next_batch(&consumer, max_records) => batch,
-            _ = stop.wait_for(|stop| *stop) => return,
+            _ = async { (&mut in_flight.front_mut().expect("guarded").0).await }, if !in_flight.is_empty() => {
+                if let Some((_, done)) = in_flight.pop_front() {
+                    commit_offsets(&consumer, &done);
+                }
+                continue;
+            }
+            batch = next_batch(&consumer, max_records), if in_flight.len() < ACTIONS_IN_FLIGHT => batch,
+            _ = stop.wait_for(|stop| *stop) => break,
         };
         let batch = match batch {
             Ok(batch) => batch,
@@ -267,11 +279,23 @@ pub async fn run_action_consumer(
                 }
             }
         }
-        complete(&engine, &hub, &actions).await;
-        drop(actions);
-        if let Err(err) = commit_batch(&consumer, &batch) {
-            tracing::warn!(error = %err, "offset commit failed");
-        }
+        let outcomes = engine.submit_all(actions).await;
+        let (engine, hub) = (engine.clone(), hub.clone());
+        let task = tokio::spawn(async move {
+            let outcomes = outcomes.await;
+            announce(&engine, &hub, outcomes).await;
+        });
+        in_flight.push_back((task, batch));
+    }
+    for (task, done) in in_flight.drain(..) {
+        let _ = task.await;
+        commit_offsets(&consumer, &done);
+    }
+}
+
+fn commit_offsets(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+    if let Err(err) = commit_batch(consumer, batch) {
+        tracing::warn!(error = %err, "offset commit failed");
     }
 }
 

@@ -54,7 +54,11 @@ impl LocalQueue {
 /// Most queued actions handed to the engine at once.
 const MAX_HANDOFF: usize = 512;
 
+/// Hand-offs whose outcomes a worker may wait for at once.
+const IN_FLIGHT: usize = 64;
+
 async fn work(mut queue: mpsc::Receiver<Action>, engine: Arc<Engine>, hub: Arc<Hub>) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         // Everything already queued goes to the owners together, so it folds and group-commits.
         let mut actions = vec![(first, tracing::Span::current())];
@@ -64,17 +68,32 @@ async fn work(mut queue: mpsc::Receiver<Action>, engine: Arc<Engine>, hub: Arc<H
                 Err(_) => break,
             }
         }
-        complete(&engine, &hub, &actions).await;
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        // Once handed over, the order per key is fixed: the next hand-off need not wait for
+        // these outcomes.
+        let outcomes = engine.submit_all(actions).await;
+        let (engine, hub) = (engine.clone(), hub.clone());
+        tokio::spawn(async move {
+            let outcomes = outcomes.await;
+            announce(&engine, &hub, outcomes).await;
+            drop(permit);
+        });
     }
+    // Wait for the hand-offs still in flight before reporting the queue drained.
+    let _ = in_flight.acquire_many(IN_FLIGHT as u32).await;
 }
 
-/// Applies queued actions (in order per key), records their completions and announces them.
-pub async fn complete(engine: &Engine, hub: &Hub, actions: &[(Action, tracing::Span)]) {
-    let outcomes = engine.handle_many(actions).await;
-    let completions: Vec<Completion> = actions
-        .iter()
-        .zip(outcomes)
-        .map(|((action, _), outcome)| completion_of(action, outcome))
+/// Records the completions of applied queued actions and announces them.
+pub(crate) async fn announce(
+    engine: &Engine,
+    hub: &Hub,
+    outcomes: Vec<(Action, Result<purereducer_core::Outcome, crate::engine::EngineError>)>,
+) {
+    let completions: Vec<Completion> = outcomes
+        .into_iter()
+        .map(|(action, outcome)| completion_of(&action, outcome))
         .collect();
     record(engine.store(), &completions).await;
     for completion in completions {
