@@ -109,15 +109,16 @@ def addr_in(line):
     return next(t for t in line.split() if t.startswith("addr=")).removeprefix("addr=")
 
 
-def load(addr, seconds):
-    """Drives every path the runbook measures: contended keys (conflicts, retries and, with
-    max_attempts 2, give-ups), repeats (dedup hits), queued actions with waits (consumed
-    events) and waits for nothing (timeouts), reads and projection reads."""
+def load(addr, replica, seconds):
+    """Drives every path the runbook measures: keys contended by two replicas on one database
+    (conflicts, retries and, with max_attempts 2, give-ups; inside one replica a key's actions
+    queue at its owner and never conflict), repeats (dedup hits), queued actions with waits
+    (consumed events) and waits for nothing (timeouts), reads and projection reads."""
     stop = time.monotonic() + seconds
     errors = []
 
     def contended(worker):
-        with Client(addr) as client:
+        with Client(addr if worker % 2 == 0 else replica) as client:
             n = 0
             while time.monotonic() < stop:
                 n += 1
@@ -179,6 +180,13 @@ def stack(tmp_path_factory):
                        env={**os.environ, "RUST_LOG": "info"})
     metrics = addr_in(reducerd.wait_for("reducerd serving metrics"))
     grpc_addr = addr_in(reducerd.wait_for("reducerd serving gRPC"))
+    # A second replica on the same database, without the in-process materializer (one per
+    # database without Kafka), so that keys see real cross-replica conflicts.
+    replica = Process([REDUCERD, "--config", str(config), "--listen", "127.0.0.1:0",
+                       "--metrics-listen", "127.0.0.1:0", "--database-url", f"{base}/{db}",
+                       "--roles", "canonical-store,action-dedup,reducer-service"],
+                      env={**os.environ, "RUST_LOG": "info"})
+    replica_addr = addr_in(replica.wait_for("reducerd serving gRPC"))
     prom_addr = f"127.0.0.1:{free_port()}"
     (tmp / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
@@ -189,16 +197,17 @@ def stack(tmp_path_factory):
                           f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address={prom_addr}"])
     prometheus.wait_for("Server is ready to receive web requests")
     try:
-        yield grpc_addr, prom_addr
+        yield grpc_addr, replica_addr, prom_addr
     finally:
         prometheus.stop()
+        replica.stop()
         reducerd.stop()
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def test_every_runbook_query_and_recording_rule_returns_data(stack):
-    grpc_addr, prom = stack
-    load(grpc_addr, seconds=8)
+    grpc_addr, replica_addr, prom = stack
+    load(grpc_addr, replica_addr, seconds=8)
     expressions = runbook_queries(runbook.runbook_text()) + recording_rules()
     # Scrapes land every second and rules evaluate every second: wait until each expression
     # has data, woken by nothing but the clock, and report the ones that never do.

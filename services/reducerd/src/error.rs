@@ -62,13 +62,8 @@ impl From<FieldError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
-        match error {
-            StorageError::Unavailable(detail) => {
-                tracing::warn!(%detail, "database unavailable");
-                Self::Unavailable("the database is unavailable; retry with backoff".to_owned())
-            }
-            other => Self::Internal(other.to_string()),
-        }
+        // Storage errors are classified once, by the engine's error type.
+        EngineError::from(error).into()
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use purereducer_core::{Action, ActionId, ActionStatus, Namespace, TypeName, Version, WorkflowKey, WorkflowTypes};
+use purereducer_storage::sqlite::SqliteStore;
 use purereducer_storage::testing::{Instrumented, fresh_sqlite};
 use purereducer_storage::{CommitResult, Store};
 use serde_json::json;
@@ -62,6 +63,25 @@ async fn submit(engine: &Engine, action: &Action) -> oneshot::Receiver<Result<Ou
 
 async fn outcome(answer: oneshot::Receiver<Result<Outcome, EngineError>>) -> Outcome {
     answer.await.expect("answered").expect("an outcome")
+}
+
+/// Another replica (`other`, its own engine on the same database) commits `key` at the
+/// version stored now, as if it had won the race.
+async fn write_first(other: &Engine, reader: &Arc<SqliteStore>, key: &str) -> DirectOutcome {
+    let key = WorkflowKey::parse(key).expect("key");
+    let current = reader.get_state(&key).await.expect("read").expect("exists");
+    other
+        .try_commit(DirectCommit {
+            key,
+            expected: current.version,
+            state: json!({"n": "other"}).as_object().expect("object").clone(),
+            workflow_type: None,
+            namespace: Namespace::parse_or_default("").expect("namespace"),
+            namespace_given: false,
+            provenance: Provenance::default(),
+        })
+        .await
+        .expect("the other replica commits")
 }
 
 #[tokio::test]
@@ -174,20 +194,7 @@ async fn in_a_batch_across_keys_only_the_keys_another_writer_moved_retry() {
                 return;
             }
             for key in moved {
-                let key = WorkflowKey::parse(key).expect("key");
-                let current = reader.get_state(&key).await.expect("read").expect("exists");
-                let done = other
-                    .try_commit(DirectCommit {
-                        key,
-                        expected: current.version,
-                        state: json!({"n": "other"}).as_object().expect("object").clone(),
-                        workflow_type: None,
-                        namespace: Namespace::parse_or_default("").expect("namespace"),
-                        namespace_given: false,
-                        provenance: Provenance::default(),
-                    })
-                    .await
-                    .expect("the other replica commits");
+                let done = write_first(&other, &reader, key).await;
                 assert!(matches!(done, DirectOutcome::Committed(_)));
             }
         })
@@ -258,19 +265,7 @@ async fn an_action_that_keeps_losing_to_another_writer_gives_up_and_is_counted()
     store.interfere(Arc::new(move |_| {
         let (other, reader) = (writer.clone(), reader.clone());
         Box::pin(async move {
-            let key = WorkflowKey::parse("hot").expect("key");
-            let current = reader.get_state(&key).await.expect("read").expect("exists");
-            let _ = other
-                .try_commit(DirectCommit {
-                    key,
-                    expected: current.version,
-                    state: json!({"n": "other"}).as_object().expect("object").clone(),
-                    workflow_type: None,
-                    namespace: Namespace::parse_or_default("").expect("namespace"),
-                    namespace_given: false,
-                    provenance: Provenance::default(),
-                })
-                .await;
+            write_first(&other, &reader, "hot").await;
         })
     }));
     let losing = action("hot", "merge", json!({"n": 1}));
