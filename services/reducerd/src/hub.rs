@@ -2,7 +2,8 @@
 //! applied, which queued actions completed. Waiters subscribe here instead of polling the
 //! database; in PostgreSQL deployments a listener forwards other replicas' notifications in.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use purereducer_api::v1;
 use tokio::sync::{Notify, broadcast};
@@ -28,7 +29,8 @@ pub struct PublishedEvent {
 pub struct Hub {
     events: broadcast::Sender<Arc<PublishedEvent>>,
     projections: broadcast::Sender<(String, u64)>,
-    completions: broadcast::Sender<String>,
+    /// Waiters by correlation id: a completion wakes its own waiters only, not every one.
+    completions: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
     outbox: Arc<Notify>,
 }
 
@@ -37,7 +39,7 @@ impl Default for Hub {
         Self {
             events: broadcast::channel(CAPACITY).0,
             projections: broadcast::channel(CAPACITY).0,
-            completions: broadcast::channel(CAPACITY).0,
+            completions: Mutex::new(HashMap::new()),
             outbox: Arc::new(Notify::new()),
         }
     }
@@ -84,13 +86,61 @@ impl Hub {
         self.projections.subscribe()
     }
 
-    /// Announces that a queued action completed.
+    /// Announces that a queued action completed: wakes the waiters of that correlation id.
     pub fn completed(&self, correlation_id: String) {
-        let _ = self.completions.send(correlation_id);
+        let waiters = self.waiters().remove(&correlation_id);
+        for waiter in waiters.into_iter().flatten() {
+            waiter.notify_one();
+        }
     }
 
-    /// Follows completions.
-    pub fn completions(&self) -> broadcast::Receiver<String> {
-        self.completions.subscribe()
+    /// Registers interest in one correlation id's completion; register before looking in
+    /// the database, so a completion between the two is not missed. Each registration is
+    /// woken at most once; register again to keep waiting.
+    pub fn completion_waiter(&self, correlation_id: &str) -> CompletionWaiter<'_> {
+        let notify = Arc::new(Notify::new());
+        self.waiters()
+            .entry(correlation_id.to_owned())
+            .or_default()
+            .push(notify.clone());
+        CompletionWaiter {
+            hub: self,
+            correlation_id: correlation_id.to_owned(),
+            notify,
+        }
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Notify>>>> {
+        // A panic elsewhere while holding the lock leaves the map usable.
+        self.completions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One registration for a completion; dropping it unregisters.
+#[derive(Debug)]
+pub struct CompletionWaiter<'a> {
+    hub: &'a Hub,
+    correlation_id: String,
+    notify: Arc<Notify>,
+}
+
+impl CompletionWaiter<'_> {
+    /// Resolves once the completion was announced after the registration.
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for CompletionWaiter<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self.hub.waiters();
+        if let Some(list) = waiters.get_mut(&self.correlation_id) {
+            list.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            if list.is_empty() {
+                waiters.remove(&self.correlation_id);
+            }
+        }
     }
 }

@@ -77,31 +77,19 @@ impl EventBus {
     }
 
     async fn wait_inner(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
-        // Subscribe before looking, so a completion between the two is not missed.
-        let mut completions = self.hub.completions();
-        if let Some(done) = self.store().find_completion(correlation_id).await? {
-            return Ok(done);
-        }
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let heard = tokio::time::timeout_at(deadline, completions.recv()).await;
-            let recheck = match heard {
-                Err(_) => {
-                    tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
-                    return Err(ApiError::DeadlineExceeded(format!(
-                        "action with correlation_id {correlation_id} did not complete within {} ms; wait again or check that it was published",
-                        timeout.as_millis()
-                    )));
-                }
-                Ok(Ok(heard)) => heard == correlation_id,
-                // Missed some announcements: look in the table again.
-                Ok(Err(RecvError::Lagged(_))) => true,
-                Ok(Err(RecvError::Closed)) => {
-                    return Err(ApiError::Unavailable("the server is shutting down".to_owned()));
-                }
-            };
-            if recheck && let Some(done) = self.store().find_completion(correlation_id).await? {
+            // Register before looking, so a completion between the two is not missed.
+            let waiter = self.hub.completion_waiter(correlation_id);
+            if let Some(done) = self.store().find_completion(correlation_id).await? {
                 return Ok(done);
+            }
+            if tokio::time::timeout_at(deadline, waiter.notified()).await.is_err() {
+                tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
+                return Err(ApiError::DeadlineExceeded(format!(
+                    "action with correlation_id {correlation_id} did not complete within {} ms; wait again or check that it was published",
+                    timeout.as_millis()
+                )));
             }
         }
     }
