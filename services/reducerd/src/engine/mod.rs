@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - [`owner`]: one owner task per slice of the key space; mailboxes, held state, rounds
-//!   that fold each key's queue and group-commit many keys in one transaction.
+//!   that group-commit many keys in one transaction.
+//! - `fold`: one key's part of a round, its jobs folded into one commit request.
 //! - [`plan`]: the pure part — deciding an action and folding decisions into one commit.
 //! - [`remote`]: remote reducers over gRPC, answering in domain terms.
 //! - [`error`]: the engine's error type, classified once.
@@ -12,6 +13,7 @@
 //! chosen from [`EngineError`] at the edge (`crate::error`).
 
 pub mod error;
+mod fold;
 mod owner;
 pub mod plan;
 pub mod remote;
