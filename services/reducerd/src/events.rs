@@ -37,7 +37,19 @@ pub struct CommitContext<'a> {
     pub correlation_id: &'a str,
 }
 
-impl CommitContext<'_> {
+impl<'a> CommitContext<'a> {
+    /// The context of an action's own commit.
+    pub fn of(action: &'a Action) -> Self {
+        Self {
+            workflow_key: action.key.as_str(),
+            namespace: action.namespace.as_str(),
+            workflow_type: action.workflow_type.as_str(),
+            action_id: action.id.to_string(),
+            action_type: action.action_type.as_str(),
+            correlation_id: &action.correlation_id,
+        }
+    }
+
     /// Kafka headers of an event: its type, correlation, and the W3C trace context of the
     /// span that wrote it, so the publish and the projection join the action's trace.
     fn headers(&self, event_type: &str) -> serde_json::Value {
@@ -105,14 +117,7 @@ pub fn commit_events(
 
 /// The event of an action that gave up after `attempts` conflicts.
 pub fn gave_up_event(action: &Action, attempts: u32, last_seen: Version) -> OutboxEvent {
-    let context = CommitContext {
-        workflow_key: action.key.as_str(),
-        namespace: action.namespace.as_str(),
-        workflow_type: action.workflow_type.as_str(),
-        action_id: action.id.to_string(),
-        action_type: action.action_type.as_str(),
-        correlation_id: &action.correlation_id,
-    };
+    let context = CommitContext::of(action);
     let gave_up = v1::ReducerGaveUp {
         workflow_key: action.key.to_string(),
         namespace: action.namespace.to_string(),

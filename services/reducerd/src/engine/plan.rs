@@ -215,14 +215,7 @@ impl Fold {
             ttl: self.dedup_ttl,
         });
         if committed {
-            let context = CommitContext {
-                workflow_key: action.key.as_str(),
-                namespace: action.namespace.as_str(),
-                workflow_type: action.workflow_type.as_str(),
-                action_id: action.id.to_string(),
-                action_type: action.action_type.as_str(),
-                correlation_id: &action.correlation_id,
-            };
+            let context = CommitContext::of(action);
             self.events
                 .extend(commit_events(&context, new_version, &new_state, &intents, &hash));
             self.write = Some(StateWrite {
