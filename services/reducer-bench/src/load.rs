@@ -254,16 +254,20 @@ async fn handle(client: &mut ReducerServiceClient<Channel>, action: Action, time
 async fn publish_and_wait(client: &mut EventBusServiceClient<Channel>, action: Action, timeout: Duration) -> Outcome {
     let mut publish = tonic::Request::new(PublishActionRequest { action: Some(action) });
     publish.set_timeout(timeout);
-    let correlation_id = match tokio::time::timeout(timeout, client.publish_action(publish)).await {
+    let (correlation_id, action_id) = match tokio::time::timeout(timeout, client.publish_action(publish)).await {
         Err(_) => return Outcome::Failed("timeout".to_owned()),
         Ok(Err(status)) => return Outcome::Failed(code_name(&status)),
-        Ok(Ok(reply)) => reply.into_inner().correlation_id,
+        Ok(Ok(reply)) => {
+            let reply = reply.into_inner();
+            (reply.correlation_id, reply.action_id)
+        }
     };
     // The server ends the wait itself after timeout_ms; our own deadline is only a backstop.
     let backstop = timeout + Duration::from_secs(1);
     let mut wait = tonic::Request::new(WaitForCompletionRequest {
         correlation_id,
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+        action_id,
     });
     wait.set_timeout(backstop);
     match tokio::time::timeout(backstop, client.wait_for_completion(wait)).await {

@@ -60,6 +60,10 @@ pub enum Command {
     Wait {
         /// The correlation id `publish` printed.
         correlation_id: String,
+        /// The action to wait for when several share the correlation id (`publish` prints
+        /// it too); without it, the first of them to complete.
+        #[arg(long)]
+        action_id: Option<String>,
     },
     /// Follow committed events, one line per event (EventBusService.Subscribe).
     Subscribe(SubscribeArgs),
@@ -176,7 +180,7 @@ mod tests {
             .expect("valid command line");
         assert_eq!(cli.timeout_ms, Some(250));
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Wait { correlation_id } if correlation_id == "c-1"));
+        assert!(matches!(cli.command, Command::Wait { correlation_id, action_id: None } if correlation_id == "c-1"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct Hub {
     /// Waiters by correlation id: a completion wakes its own waiters only, not every one.
     completions: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
     outbox: Arc<Notify>,
+    queue: Notify,
 }
 
 impl Default for Hub {
@@ -41,6 +42,7 @@ impl Default for Hub {
             projections: broadcast::channel(CAPACITY).0,
             completions: Mutex::new(HashMap::new()),
             outbox: Arc::new(Notify::new()),
+            queue: Notify::new(),
         }
     }
 }
@@ -64,6 +66,26 @@ impl Hub {
     /// Waits until outbox rows may have been written.
     pub async fn outbox_wait(&self) {
         self.outbox.notified().await;
+    }
+
+    /// Tells the queue worker that actions were queued (here or, by notification, elsewhere).
+    pub fn actions_queued(&self) {
+        self.queue.notify_one();
+    }
+
+    /// Waits until actions may have been queued since the last wait.
+    pub async fn queue_wait(&self) {
+        self.queue.notified().await;
+    }
+
+    /// Wakes every completion waiter to look again: notifications may have been missed.
+    pub fn resync(&self) {
+        let waiters = std::mem::take(&mut *self.waiters());
+        for waiter in waiters.into_values().flatten() {
+            waiter.notify_one();
+        }
+        self.queue.notify_one();
+        let _ = self.projections.send((String::new(), u64::MAX));
     }
 
     /// Announces a committed event.

@@ -121,9 +121,12 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Turns true as soon as shutdown starts, while in-flight requests still drain.
     let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let stopping_engine = engine.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = draining_tx.send(true);
+        // Queued actions stuck in an outage stay queued for the next start.
+        stopping_engine.stop_retrying();
     };
     let wait_cap = std::time::Duration::from_secs(app.config.event_bus.timeout_seconds);
 

@@ -26,9 +26,9 @@ use purereducer_core::{ActionId, WorkflowKey};
 
 pub use crate::error::StorageError;
 pub use crate::model::{
-    ApplyStats, CommitRequest, CommitRequestSummary, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent,
-    ProcessedRecord, ProjectionRow, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StoredProjection,
-    StoredState, StoredWatermark, channels,
+    ActionClaim, ApplyStats, ClaimFinish, ClaimedAction, CommitRequest, CommitRequestSummary, CommitResult, Completion,
+    NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction, RecordResult,
+    Snapshot, StateWrite, StoredProjection, StoredState, StoredWatermark, channels,
 };
 
 /// Result of a storage call.
@@ -116,11 +116,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every watermark, most recently moved first.
     async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>>;
 
-    /// Records the outcome of a queued action (the first record for a correlation id wins).
+    /// Records the outcome of a queued action (the first record per correlation id and
+    /// action wins).
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()>;
 
-    /// Records several outcomes of queued actions at once (first record per correlation id
-    /// wins), announcing each.
+    /// Records several outcomes of queued actions at once (the first record per correlation
+    /// id and action wins), announcing each.
     async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
         for completion in completions {
             self.record_completion(completion).await?;
@@ -128,8 +129,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
-    /// The outcome of a queued action, if it has completed.
-    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>>;
+    /// The outcome of a queued action, if it has completed: of `action_id` when given,
+    /// otherwise the first recorded under the correlation id.
+    async fn find_completion(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+    ) -> StorageResult<Option<Completion>>;
+
+    /// Durably queues actions, in the given order behind the earlier actions of their keys;
+    /// returns once they are committed.
+    async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()>;
+
+    /// Claims up to `limit` queued actions, oldest first, for this process to apply. No
+    /// action is claimed while an earlier one of its key is held by another claim, so each
+    /// key's actions are applied in queue order across processes. Claims made while an
+    /// earlier one of the same process is unfinished may skip keys that claim holds.
+    async fn claim_actions(&self, limit: u32) -> StorageResult<ActionClaim>;
 
     /// Tries to become the one holder of `name` among every process on this database
     /// (for the outbox relay). The returned guard holds it until dropped; `None` means

@@ -287,10 +287,98 @@ pub struct Completion {
     pub rejection_reason: Option<String>,
 }
 
+/// An action for the database queue (`PublishAction` without Kafka).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedAction {
+    /// The workflow it is for; its actions are claimed in the order they were queued.
+    pub workflow_key: String,
+    /// The action, encoded by the caller.
+    pub payload: Vec<u8>,
+    /// Trace context, as a JSON object.
+    pub headers: String,
+}
+
+/// A queued action taken out by [`crate::Store::claim_actions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedAction {
+    /// Its place in the queue.
+    pub seq: i64,
+    /// The action as queued.
+    pub action: QueuedAction,
+}
+
+/// Finishes a claim: the backend's half of [`ActionClaim`].
+#[async_trait::async_trait]
+pub trait ClaimFinish: Send {
+    /// Records `completions` and removes the queued rows `done`, atomically.
+    async fn finish(self: Box<Self>, completions: &[Completion], done: &[i64]) -> crate::StorageResult<()>;
+
+    /// Gives every action back to the queue now.
+    async fn release(self: Box<Self>) -> crate::StorageResult<()>;
+}
+
+/// Queued actions held by this process while it applies them. [`ActionClaim::finish`]
+/// records their completions and removes them from the queue in one transaction; a claim
+/// dropped unfinished (or whose process dies) gives its actions back to the queue.
+pub struct ActionClaim {
+    /// The actions, oldest first.
+    pub actions: Vec<ClaimedAction>,
+    finish: Option<Box<dyn ClaimFinish>>,
+}
+
+impl std::fmt::Debug for ActionClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionClaim")
+            .field("actions", &self.actions.len())
+            .finish()
+    }
+}
+
+impl ActionClaim {
+    /// A claim of `actions`, finished by `finish`.
+    pub fn new(actions: Vec<ClaimedAction>, finish: Box<dyn ClaimFinish>) -> Self {
+        Self {
+            actions,
+            finish: Some(finish),
+        }
+    }
+
+    /// A claim of nothing.
+    pub fn empty() -> Self {
+        Self {
+            actions: Vec::new(),
+            finish: None,
+        }
+    }
+
+    /// Gives every action of the claim back to the queue, waiting until they are claimable
+    /// again (dropping the claim does the same, a moment later).
+    pub async fn release(mut self) -> crate::StorageResult<()> {
+        match self.finish.take() {
+            Some(finish) => finish.release().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records `completions` and removes the rows `done` (sequence numbers of this claim's
+    /// actions) from the queue, in one transaction. Rows not in `done` go back to the queue.
+    pub async fn finish(mut self, completions: &[Completion], done: &[i64]) -> crate::StorageResult<()> {
+        match self.finish.take() {
+            Some(finish) => finish.finish(completions, done).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// PostgreSQL notification channels, so waiters in any replica learn of progress.
 pub mod channels {
     /// Payload `version:workflow_key`, sent when a projection row is written.
     pub const PROJECTION: &str = "purereducer_projection";
     /// Payload: the correlation id, sent when an action completion is recorded.
     pub const COMPLETION: &str = "purereducer_completion";
+    /// Empty payload, sent when actions are queued in the database.
+    pub const QUEUE: &str = "purereducer_queue";
+    /// Not a database channel: the listener reconnected and notifications may have been
+    /// missed, so every waiter should look again.
+    pub const RESYNC: &str = "";
 }

@@ -98,6 +98,7 @@ pub struct Instrumented {
     batches: std::sync::Mutex<Vec<BatchRecord>>,
     pause: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, tokio::sync::oneshot::Receiver<()>)>>,
     interference: std::sync::Mutex<Option<Interference>>,
+    outages: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Instrumented {
@@ -131,6 +132,7 @@ impl Instrumented {
             batches: std::sync::Mutex::new(Vec::new()),
             pause: std::sync::Mutex::new(None),
             interference: std::sync::Mutex::new(None),
+            outages: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -155,6 +157,12 @@ impl Instrumented {
         }
     }
 
+    /// Makes the next `count` calls of `commit_batch` fail as a database outage would,
+    /// writing nothing.
+    pub fn fail_next_commits(&self, count: u32) {
+        self.outages.store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Runs `interference` before every later `commit_batch`.
     pub fn interfere(&self, interference: Interference) {
         *self.interference.lock().expect("interference") = Some(interference);
@@ -177,6 +185,27 @@ impl Store for Instrumented {
         if let Some((entered, wait)) = pause {
             entered.notify_one();
             let _ = wait.await;
+        }
+        let failing = self
+            .outages
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if failing {
+            let record = BatchRecord {
+                requests: requests
+                    .iter()
+                    .map(|r| (r.key.as_str().to_owned(), crate::model::CommitRequestSummary::of(r)))
+                    .collect(),
+                results: Vec::new(),
+            };
+            self.batches.lock().expect("batches").push(record);
+            return Err(crate::StorageError::Unavailable(
+                "connection refused (injected)".to_owned(),
+            ));
         }
         let interference = self.interference.lock().expect("interference").clone();
         if let Some(interference) = interference {
@@ -242,8 +271,18 @@ impl Store for Instrumented {
     async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
         self.inner.record_completions(completions).await
     }
-    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
-        self.inner.find_completion(correlation_id).await
+    async fn find_completion(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+    ) -> StorageResult<Option<Completion>> {
+        self.inner.find_completion(correlation_id, action_id).await
+    }
+    async fn enqueue_actions(&self, actions: &[crate::QueuedAction]) -> StorageResult<()> {
+        self.inner.enqueue_actions(actions).await
+    }
+    async fn claim_actions(&self, limit: u32) -> StorageResult<crate::ActionClaim> {
+        self.inner.claim_actions(limit).await
     }
     async fn try_singleton(&self, name: &str) -> StorageResult<Option<crate::Singleton>> {
         self.inner.try_singleton(name).await

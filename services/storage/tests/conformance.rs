@@ -14,6 +14,9 @@ use serde_json::json;
 #[path = "conformance/batches.rs"]
 mod batches;
 use batches::*;
+#[path = "conformance/queue.rs"]
+mod queue;
+use queue::*;
 
 /// Runs each listed test once per backend.
 macro_rules! conformance {
@@ -53,6 +56,9 @@ conformance!(
     group_commit_with_an_already_processed_action_writes_nothing,
     batched_reads_return_states_and_records_by_key,
     projections_and_publication_marks_commit_together,
+    completions_are_kept_per_action,
+    queued_actions_are_claimed_in_order_and_leave_when_finished,
+    an_unfinished_claim_gives_its_actions_back,
 );
 
 fn key(raw: &str) -> WorkflowKey {
@@ -501,7 +507,7 @@ async fn projections_apply_once_with_forward_only_watermarks(store: Arc<dyn Stor
 }
 
 async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
-    assert_eq!(store.find_completion("c-1").await.expect("find"), None);
+    assert_eq!(store.find_completion("c-1", None).await.expect("find"), None);
     let first = Completion {
         correlation_id: "c-1".to_owned(),
         action_id: new_id(),
@@ -517,7 +523,10 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
         ..first.clone()
     };
     store.record_completion(&later).await.expect("record again");
-    assert_eq!(store.find_completion("c-1").await.expect("find"), Some(first.clone()));
+    assert_eq!(
+        store.find_completion("c-1", None).await.expect("find"),
+        Some(first.clone())
+    );
 
     // Many at once, with a repeat inside the batch and one recorded before: first wins.
     let second = Completion {
@@ -532,8 +541,8 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
         .record_completions(&[second.clone(), repeat, later])
         .await
         .expect("record a batch");
-    assert_eq!(store.find_completion("c-2").await.expect("find"), Some(second));
-    assert_eq!(store.find_completion("c-1").await.expect("find"), Some(first));
+    assert_eq!(store.find_completion("c-2", None).await.expect("find"), Some(second));
+    assert_eq!(store.find_completion("c-1", None).await.expect("find"), Some(first));
 }
 
 async fn published_events_leave_the_pending_list(store: Arc<dyn Store>) {

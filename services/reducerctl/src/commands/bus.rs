@@ -39,7 +39,12 @@ pub async fn publish(connection: &Connection, printer: &Printer, args: ActionArg
 
 /// Waits for a published action's outcome. `--timeout-ms` is the server-side wait; without
 /// it the server's `timeout_seconds` applies and bounds the call.
-pub async fn wait(connection: &Connection, printer: &Printer, correlation_id: String) -> Result<(), CliError> {
+pub async fn wait(
+    connection: &Connection,
+    printer: &Printer,
+    correlation_id: String,
+    action_id: Option<String>,
+) -> Result<(), CliError> {
     let (timeout_ms, deadline) = match connection.explicit_timeout() {
         Some(wait) => {
             let millis = u32::try_from(wait.as_millis())
@@ -52,6 +57,7 @@ pub async fn wait(connection: &Connection, printer: &Printer, correlation_id: St
     let message = WaitForCompletionRequest {
         correlation_id,
         timeout_ms,
+        action_id: action_id.unwrap_or_default(),
     };
     let answer = within(deadline, client.wait_for_completion(request(message, deadline)))
         .await?

@@ -25,7 +25,10 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
         Command::Watermarks => projection::watermarks(&connection, printer).await,
         Command::Dedup { command } => dedup::run(&connection, printer, command).await,
         Command::Publish(args) => bus::publish(&connection, printer, args).await,
-        Command::Wait { correlation_id } => bus::wait(&connection, printer, correlation_id).await,
+        Command::Wait {
+            correlation_id,
+            action_id,
+        } => bus::wait(&connection, printer, correlation_id, action_id).await,
         Command::Subscribe(args) => bus::subscribe(&connection, printer, args).await,
         Command::Health { service } => health::check(&connection, printer, service).await,
     }

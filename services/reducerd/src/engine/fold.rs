@@ -23,8 +23,11 @@ pub(super) struct KeyWork {
     pub(super) held: Held,
     /// Outcomes to send once the commit is known.
     pub(super) pending: Vec<Pending>,
-    /// Jobs for a later round (a second copy of an action folded in this one).
+    /// Jobs for a later round (a second copy of an action folded in this one, or what waits
+    /// behind a queued action whose reducer is unavailable).
     pub(super) later: Vec<Job>,
+    /// No later round before this (a queued action met an unavailable reducer).
+    pub(super) retry_at: Option<std::time::Instant>,
 }
 
 /// An outcome waiting for its key's commit.
@@ -85,7 +88,9 @@ pub(super) async fn fold_key(
     let mut pending = Vec::new();
     let mut later = Vec::new();
     let mut seen: HashSet<ActionId> = HashSet::new();
-    for job in jobs {
+    let mut retry_at = None;
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
         let job = match job {
             Job::Direct(job) => {
                 let span = tracing::info_span!(parent: &job.span, "commit", otel.kind = "client", db.operation = "commit", expected_version = %job.commit.expected);
@@ -157,6 +162,17 @@ pub(super) async fn fold_key(
         };
         let decision = match decision {
             Ok(decision) => decision,
+            Err(error) if job.queued && error.is_retryable() && !*shared.stopping.borrow() => {
+                // A queued action waits out the outage, and its key's later work waits
+                // behind it, so the order per key holds.
+                let mut job = job;
+                job.outages += 1;
+                tracing::warn!(%error, outages = job.outages, "queued action waits for its reducer");
+                retry_at = Some(std::time::Instant::now() + super::owner::outage_backoff(job.outages));
+                later.push(Job::Action(job));
+                later.extend(jobs.by_ref());
+                break;
+            }
             Err(error) => {
                 let _ = job.reply.send(Err(error));
                 continue;
@@ -177,5 +193,6 @@ pub(super) async fn fold_key(
         held,
         pending,
         later,
+        retry_at,
     }
 }

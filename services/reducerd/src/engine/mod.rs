@@ -32,6 +32,7 @@ use purereducer_storage::{Store, StoredState};
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::error::EngineError;
+pub use self::owner::outage_backoff;
 use self::owner::{ActionJob, DirectJob, Job, Owner};
 pub use self::plan::{DirectCommit, DirectOutcome, Provenance};
 use self::remote::RemoteReducers;
@@ -53,6 +54,8 @@ struct Shared {
     remotes: RemoteReducers,
     hub: Arc<Hub>,
     limits: OwnerLimits,
+    /// Turns true when the process stops: queued actions stop retrying outages.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Applies actions exactly once, through one owner per key.
@@ -82,6 +85,7 @@ impl Engine {
             remotes,
             hub,
             limits,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let count = limits.owners.max(1);
         let per_owner = limits.max_cached_workflows.div_ceil(count);
@@ -117,20 +121,26 @@ impl Engine {
 
     /// Applies one action and returns its outcome.
     pub async fn handle(&self, action: &Action) -> Result<Outcome, EngineError> {
-        let waiting = self.submit(action.clone(), tracing::Span::current()).await;
+        let waiting = self.submit(action.clone(), tracing::Span::current(), false).await;
         finish(action, waiting).await
     }
 
-    /// Hands several actions to their owners, in order, and returns once they are all in the
-    /// owners' mailboxes (so their order per key is fixed); the returned future yields their
-    /// outcomes. A caller can hand over the next batch before this one's outcomes are in.
-    pub async fn submit_all(
+    /// Hands several queued actions to their owners, in order, and returns once they are all
+    /// in the owners' mailboxes (so their order per key is fixed); the returned future yields
+    /// their outcomes. A caller can hand over the next batch before this one's outcomes are in.
+    ///
+    /// A queued action has no caller waiting to resend it, so an outage (database or remote
+    /// reducer unavailable) does not end it: its owner retries it, with backoff and in order
+    /// behind nothing else of its key, until it is decided. Only once [`Engine::stop_retrying`]
+    /// was called does a retryable error come back, and then nothing was decided: the action
+    /// is still queued.
+    pub async fn submit_queued(
         &self,
         actions: Vec<(Action, tracing::Span)>,
     ) -> impl std::future::Future<Output = Vec<(Action, Result<Outcome, EngineError>)>> + Send + 'static {
         let mut waiting = Vec::with_capacity(actions.len());
         for (action, span) in actions {
-            let answer = self.submit(action.clone(), span).await;
+            let answer = self.submit(action.clone(), span, true).await;
             waiting.push((action, answer));
         }
         async move {
@@ -156,10 +166,22 @@ impl Engine {
         answer.await.map_err(|_| shutting_down())?
     }
 
+    /// Makes queued actions stop retrying outages (the process is stopping): what is still
+    /// undecided comes back as a retryable error and stays queued.
+    pub fn stop_retrying(&self) {
+        self.shared.stopping.send_replace(true);
+    }
+
+    /// Whether [`Engine::stop_retrying`] was called.
+    pub fn is_stopping(&self) -> bool {
+        *self.shared.stopping.borrow()
+    }
+
     async fn submit(
         &self,
         action: Action,
         span: tracing::Span,
+        queued: bool,
     ) -> Result<oneshot::Receiver<Result<Outcome, EngineError>>, EngineError> {
         if self.shared.types.get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(&self.shared.types, action.workflow_type.as_str()));
@@ -171,6 +193,8 @@ impl Engine {
             action,
             conflicts: 0,
             last_seen: Version::NONE,
+            queued,
+            outages: 0,
             span,
             reply,
         });

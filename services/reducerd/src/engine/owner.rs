@@ -46,6 +46,10 @@ pub(super) struct ActionJob {
     pub conflicts: u32,
     /// The version the last lost compare-and-set saw.
     pub last_seen: Version,
+    /// A queued action: an outage does not end it; it is retried until decided.
+    pub queued: bool,
+    /// Outages it has waited out so far (queued actions only).
+    pub outages: u32,
     /// The caller's span; reduce and commit spans hang below it.
     pub span: tracing::Span,
     /// Where the outcome goes.
@@ -118,12 +122,15 @@ pub(super) struct Owner {
     slots: HashMap<WorkflowKey, Slot>,
     pending: VecDeque<WorkflowKey>,
     max_cached: usize,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Owner {
     pub(super) fn new(shared: Arc<Shared>, inbox: mpsc::Receiver<Job>, max_cached: usize) -> Self {
+        let stopping = shared.stopping.subscribe();
         Self {
             shared,
+            stopping,
             inbox,
             slots: HashMap::new(),
             pending: VecDeque::new(),
@@ -146,7 +153,13 @@ impl Owner {
                         None => open = false,
                     },
                     _ = sleep_until(wake), if wake.is_some() => {}
-                    else => {}
+                    // Stopping ends every backoff: queued actions waiting out an outage are
+                    // answered now instead of retried.
+                    _ = self.stopping.changed() => {
+                        for slot in self.slots.values_mut() {
+                            slot.not_before = None;
+                        }
+                    }
                 }
             }
             // Everything that has arrived meanwhile joins this round.
@@ -256,9 +269,7 @@ impl Owner {
             Err(error) => {
                 for Taken { key, jobs, .. } in taken {
                     self.forget(&key);
-                    for job in jobs {
-                        job.fail(error.clone());
-                    }
+                    self.fail_or_retry(&key, jobs, Vec::new(), &error);
                 }
                 return;
             }
@@ -351,7 +362,7 @@ impl Owner {
         }
         for work in idle {
             self.hold(&work.key, Some(work.held));
-            self.put_back(&work.key, work.later, None, true);
+            self.put_back(&work.key, work.later, work.retry_at, true);
         }
         if requests.is_empty() {
             return;
@@ -439,7 +450,7 @@ impl Owner {
                 }
             }
         }
-        self.put_back(&work.key, work.later, None, true);
+        self.put_back(&work.key, work.later, work.retry_at, true);
     }
 
     /// Handles a lost compare-and-set; returns the actions that have no attempt left.
@@ -469,11 +480,13 @@ impl Owner {
                 }
             }
         }
-        let not_before = (!again.is_empty()).then(|| {
-            let backoff = retry.backoff(most, rand::rng().random());
-            metrics.backoff_ms.record(backoff.as_secs_f64() * 1000.0, labels);
-            Instant::now() + backoff
-        });
+        let not_before = (!again.is_empty())
+            .then(|| {
+                let backoff = retry.backoff(most, rand::rng().random());
+                metrics.backoff_ms.record(backoff.as_secs_f64() * 1000.0, labels);
+                Instant::now() + backoff
+            })
+            .max(work.retry_at);
         let check_dedup = !work.later.is_empty();
         again.extend(work.later);
         self.put_back(&work.key, again, not_before, check_dedup);
@@ -482,16 +495,26 @@ impl Owner {
 
     /// Answers GAVE_UP to actions whose every attempt lost, with one `ReducerGaveUp` event
     /// each.
-    async fn give_up(&self, jobs: Vec<ActionJob>) {
+    async fn give_up(&mut self, jobs: Vec<ActionJob>) {
         let attempts = self.shared.retry.max_attempts;
         let events = jobs
             .iter()
             .map(|job| gave_up_event(&job.action, attempts, job.last_seen))
             .collect();
         if let Err(error) = self.shared.store.append_events(events).await {
+            // Nothing was counted or answered: a queued action tries again once the outage
+            // is over (its next conflict gives up again, or it commits).
             let error = EngineError::from(error);
+            let mut by_key: Vec<(WorkflowKey, Vec<Job>)> = Vec::new();
             for job in jobs {
-                let _ = job.reply.send(Err(error.clone()));
+                let key = job.action.key.clone();
+                match by_key.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, jobs)) => jobs.push(Job::Action(job)),
+                    None => by_key.push((key, vec![Job::Action(job)])),
+                }
+            }
+            for (key, jobs) in by_key {
+                self.fail_or_retry(&key, jobs, Vec::new(), &error);
             }
             return;
         }
@@ -523,11 +546,35 @@ impl Owner {
     fn fail_all(&mut self, works: Vec<KeyWork>, error: EngineError) {
         for work in works {
             self.forget(&work.key);
-            for pending in work.pending {
-                pending.into_job().fail(error.clone());
-            }
-            self.put_back(&work.key, work.later, None, true);
+            let jobs = work.pending.into_iter().map(Pending::into_job).collect();
+            self.fail_or_retry(&work.key, jobs, work.later, &error);
         }
+    }
+
+    /// Answers `error` to `jobs`, except queued actions hit by an outage while the process
+    /// is not stopping: those go back to the front of their key's queue, in order and ahead
+    /// of `later`, and are tried again after a backoff that grows with each outage. `later`
+    /// goes back either way (after them).
+    fn fail_or_retry(&mut self, key: &WorkflowKey, jobs: Vec<Job>, later: Vec<Job>, error: &EngineError) {
+        let retry = error.is_retryable() && !*self.stopping.borrow();
+        let mut again = Vec::new();
+        let mut most = 0;
+        for job in jobs {
+            match job {
+                Job::Action(mut job) if retry && job.queued => {
+                    job.outages += 1;
+                    most = most.max(job.outages);
+                    again.push(Job::Action(job));
+                }
+                job => job.fail(error.clone()),
+            }
+        }
+        let not_before = (most > 0).then(|| {
+            tracing::warn!(%error, actions = again.len(), outages = most, "queued actions wait out an outage");
+            Instant::now() + outage_backoff(most)
+        });
+        again.extend(later);
+        self.put_back(key, again, not_before, true);
     }
 
     fn hold(&mut self, key: &WorkflowKey, held: Option<Held>) {
@@ -564,6 +611,14 @@ impl std::fmt::Debug for Owner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Owner").field("keys", &self.slots.len()).finish()
     }
+}
+
+/// How long queued actions wait after their `outages`-th outage: doubling from 50 ms up to
+/// 2 s, with jitter so many keys do not retry at once.
+pub fn outage_backoff(outages: u32) -> std::time::Duration {
+    let ceiling = 50u64.saturating_mul(1 << outages.saturating_sub(1).min(6)).min(2_000);
+    let jitter: f64 = rand::rng().random();
+    std::time::Duration::from_millis(ceiling / 2 + (jitter * (ceiling / 2) as f64) as u64)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -56,7 +56,7 @@ fn patch(ops: serde_json::Value) -> serde_json::Value {
 /// Submits without waiting, so the caller knows the actions are in the owner's mailbox.
 async fn submit(engine: &Engine, action: &Action) -> oneshot::Receiver<Result<Outcome, EngineError>> {
     engine
-        .submit(action.clone(), tracing::Span::none())
+        .submit(action.clone(), tracing::Span::none(), false)
         .await
         .expect("submitted")
 }
@@ -365,4 +365,68 @@ async fn a_resend_in_a_batch_rolls_back_only_to_answer_as_a_duplicate_and_the_re
     let events = store.pending_events(100).await.expect("outbox");
     let keys: Vec<&str> = events.iter().map(|e| e.event.workflow_key.as_str()).collect();
     assert_eq!(keys, vec!["a", "z", "b"], "the resend wrote nothing; b committed once");
+}
+
+#[tokio::test]
+async fn a_queued_action_waits_out_an_outage_in_order_while_a_direct_caller_is_told_to_retry() {
+    let (sqlite, _) = fresh_sqlite().await.expect("sqlite");
+    let store = Instrumented::new(sqlite);
+    let engine = engine_on(store.clone(), 3).await;
+
+    // A direct caller gets the outage back: it resends.
+    store.fail_next_commits(1);
+    let direct = engine.handle(&action("k", "merge", json!({"direct": 1}))).await;
+    assert!(matches!(direct, Err(EngineError::Unavailable(_))), "{direct:?}");
+
+    // Queued actions have nobody to resend them: three failed commits later they apply, in
+    // the order they were queued.
+    store.fail_next_commits(3);
+    let queued: Vec<Action> = (0..5).map(|i| action("k", "merge", json!({"last": i}))).collect();
+    let outcomes = engine
+        .submit_queued(queued.iter().map(|a| (a.clone(), tracing::Span::none())).collect())
+        .await
+        .await;
+    let versions: Vec<u64> = outcomes
+        .iter()
+        .map(|(_, outcome)| {
+            let outcome = outcome.as_ref().expect("decided");
+            assert_eq!(outcome.status, ActionStatus::Committed);
+            outcome.version.get()
+        })
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    let stored = store
+        .get_state(&WorkflowKey::parse("k").expect("key"))
+        .await
+        .expect("read")
+        .expect("state");
+    assert_eq!(stored.state.get("last"), Some(&json!(4)));
+    assert!(store.batches().iter().filter(|b| b.results.is_empty()).count() >= 3);
+}
+
+#[tokio::test]
+async fn a_stopping_engine_hands_an_undecided_queued_action_back_instead_of_retrying() {
+    let (sqlite, _) = fresh_sqlite().await.expect("sqlite");
+    let store = Instrumented::new(sqlite);
+    let engine = engine_on(store.clone(), 3).await;
+    store.fail_next_commits(u32::MAX);
+    let queued = action("k", "merge", json!({"n": 1}));
+    let outcomes = engine.submit_queued(vec![(queued, tracing::Span::none())]).await;
+    let outcomes = tokio::spawn(outcomes);
+    // Once it has failed at least once, the process stops.
+    while store.batches().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    engine.stop_retrying();
+    let outcomes = outcomes.await.expect("joined");
+    assert!(
+        matches!(outcomes[0].1, Err(EngineError::Unavailable(_))),
+        "{:?}",
+        outcomes[0].1
+    );
+    let stored = store
+        .get_state(&WorkflowKey::parse("k").expect("key"))
+        .await
+        .expect("read");
+    assert!(stored.is_none(), "nothing was written");
 }

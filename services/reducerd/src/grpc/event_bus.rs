@@ -10,7 +10,7 @@ use purereducer_api::v1::{
     PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
     WaitForCompletionRequest, WaitForCompletionResponse,
 };
-use purereducer_core::FieldError;
+use purereducer_core::{ActionId, FieldError};
 use purereducer_storage::{Completion, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -62,9 +62,14 @@ impl EventBus {
 
     /// Waits for the completion of `correlation_id`, feeding the event-bus wait metrics:
     /// a completion counts as a consumed event, a deadline as a timeout.
-    async fn wait(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
+    async fn wait(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+        timeout: Duration,
+    ) -> Result<Completion, ApiError> {
         let started = std::time::Instant::now();
-        let result = self.wait_inner(correlation_id, timeout).await;
+        let result = self.wait_inner(correlation_id, action_id, timeout).await;
         let metrics = metrics();
         let labels = event_labels(COMPLETION_EVENT);
         metrics.wait_time_ms.record(elapsed_ms(started), &labels);
@@ -76,12 +81,17 @@ impl EventBus {
         result
     }
 
-    async fn wait_inner(&self, correlation_id: &str, timeout: Duration) -> Result<Completion, ApiError> {
+    async fn wait_inner(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+        timeout: Duration,
+    ) -> Result<Completion, ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Register before looking, so a completion between the two is not missed.
             let waiter = self.hub.completion_waiter(correlation_id);
-            if let Some(done) = self.store().find_completion(correlation_id).await? {
+            if let Some(done) = self.store().find_completion(correlation_id, action_id).await? {
                 return Ok(done);
             }
             if tokio::time::timeout_at(deadline, waiter.notified()).await.is_err() {
@@ -133,7 +143,11 @@ impl EventBusService for EventBus {
             0 => self.default_timeout,
             ms => Duration::from_millis(u64::from(ms)),
         };
-        let done = self.wait(&request.correlation_id, timeout).await?;
+        let action_id = match request.action_id.as_str() {
+            "" => None,
+            id => Some(ActionId::parse(id, "action_id").map_err(ApiError::from)?),
+        };
+        let done = self.wait(&request.correlation_id, action_id, timeout).await?;
         let status = crate::convert::status_to_proto(done.status);
         Ok(Response::new(WaitForCompletionResponse {
             correlation_id: done.correlation_id,

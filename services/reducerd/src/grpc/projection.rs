@@ -50,7 +50,10 @@ impl Projections {
         loop {
             let relevant = match tokio::time::timeout_at(deadline, applied.recv()).await {
                 Err(_) => return Ok(None),
-                Ok(Ok((applied_key, version))) => applied_key == key && version >= min_version,
+                // An empty key is a resync: notifications may have been missed, look again.
+                Ok(Ok((applied_key, version))) => {
+                    (applied_key == key || applied_key.is_empty()) && version >= min_version
+                }
                 Ok(Err(RecvError::Lagged(_))) => true,
                 Ok(Err(RecvError::Closed)) => return Ok(None),
             };

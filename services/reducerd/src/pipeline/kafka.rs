@@ -240,12 +240,18 @@ pub async fn run_action_consumer(
     max_records: usize,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut in_flight: VecDeque<(tokio::task::JoinHandle<()>, Vec<OwnedMessage>)> = VecDeque::new();
+    let mut in_flight: VecDeque<(tokio::task::JoinHandle<bool>, Vec<OwnedMessage>)> = VecDeque::new();
+    // Once a batch ends undecided (stopping during an outage), no later offset is committed:
+    // the group delivers those actions again.
+    let mut halted = false;
     loop {
         let batch = tokio::select! {
-            _ = async { (&mut in_flight.front_mut().expect("guarded").0).await }, if !in_flight.is_empty() => {
+            decided = async { (&mut in_flight.front_mut().expect("guarded").0).await }, if !in_flight.is_empty() => {
                 if let Some((_, done)) = in_flight.pop_front() {
-                    commit_offsets(&consumer, &done);
+                    halted |= !decided.unwrap_or(false);
+                    if !halted {
+                        commit_offsets(&consumer, &done);
+                    }
                 }
                 continue;
             }
@@ -279,17 +285,19 @@ pub async fn run_action_consumer(
                 }
             }
         }
-        let outcomes = engine.submit_all(actions).await;
+        let outcomes = engine.submit_queued(actions).await;
         let (engine, hub) = (engine.clone(), hub.clone());
         let task = tokio::spawn(async move {
             let outcomes = outcomes.await;
-            announce(&engine, &hub, outcomes).await;
+            announce(&engine, &hub, outcomes).await
         });
         in_flight.push_back((task, batch));
     }
     for (task, done) in in_flight.drain(..) {
-        let _ = task.await;
-        commit_offsets(&consumer, &done);
+        halted |= !task.await.unwrap_or(false);
+        if !halted {
+            commit_offsets(&consumer, &done);
+        }
     }
 }
 
@@ -337,16 +345,7 @@ impl std::fmt::Debug for KafkaQueue {
 impl KafkaQueue {
     /// Publishes the action, keyed by workflow key, and returns once Kafka has it.
     pub async fn enqueue(&self, action: &purereducer_core::Action) -> Result<(), ApiError> {
-        let payload = v1::Action {
-            action_id: action.id.to_string(),
-            workflow_key: action.key.to_string(),
-            workflow_type: action.workflow_type.to_string(),
-            action_type: action.action_type.to_string(),
-            payload: Some(crate::convert::json_to_struct(&action.payload)),
-            correlation_id: action.correlation_id.clone(),
-            namespace: action.namespace.to_string(),
-        }
-        .encode_to_vec();
+        let payload = super::queue::encode_action(action);
         let mut headers = OwnedHeaders::new().insert(Header {
             key: "correlation_id",
             value: Some(action.correlation_id.as_bytes()),

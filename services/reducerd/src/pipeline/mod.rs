@@ -2,8 +2,8 @@
 //!
 //! Without Kafka ([`local`]) one task reads the outbox in order, applies projections with
 //! their watermark, fans events out to subscribers and marks the rows published; queued
-//! actions run on in-process workers ([`queue`]). With Kafka ([`kafka`]) the outbox relay
-//! publishes, group consumers apply, and a tail consumer feeds subscriptions.
+//! actions wait in a database table until applied ([`queue`]). With Kafka ([`kafka`]) the
+//! outbox relay publishes, group consumers apply, and a tail consumer feeds subscriptions.
 
 pub mod kafka;
 pub mod local;
@@ -28,8 +28,8 @@ use crate::hub::Hub;
 /// Where `PublishAction` puts actions.
 #[derive(Debug, Clone)]
 pub enum ActionQueue {
-    /// In-process workers (no Kafka).
-    Local(queue::LocalQueue),
+    /// The queue table in the database (no Kafka).
+    Database(queue::DbQueue),
     /// The actions topic.
     Kafka(kafka::KafkaQueue),
 }
@@ -38,7 +38,7 @@ impl ActionQueue {
     /// Queues an action behind the earlier actions of its key.
     pub async fn enqueue(&self, action: Action) -> Result<(), ApiError> {
         match self {
-            Self::Local(queue) => queue.enqueue(action).await,
+            Self::Database(queue) => queue.enqueue(&action).await,
             Self::Kafka(queue) => queue.enqueue(&action).await,
         }
     }
@@ -49,7 +49,7 @@ impl ActionQueue {
 pub struct Pipeline {
     /// The queue `PublishAction` uses, when this process runs the event bus.
     pub queue: Option<ActionQueue>,
-    /// Workers that stop once the queue is dropped and drained.
+    /// Tasks that stop once the queue is dropped and what was sent to them is answered.
     pub queue_workers: Vec<JoinHandle<()>>,
     /// Tasks that stop when the stop signal turns true.
     pub tasks: Vec<JoinHandle<()>>,
@@ -100,9 +100,20 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             pipeline.tasks.push(tokio::spawn(local.run(context.stop.clone())));
         }
         if context.runs("event-bus") {
-            let (queue, workers) = queue::LocalQueue::start(context.engine.clone(), context.hub.clone(), 8);
-            pipeline.queue = Some(ActionQueue::Local(queue));
-            pipeline.queue_workers = workers;
+            let (queue, inserter) = queue::DbQueue::start(context.store.clone(), context.hub.clone());
+            pipeline.queue = Some(ActionQueue::Database(queue));
+            pipeline.queue_workers.push(inserter);
+        }
+        if context.runs("reducer-service") {
+            let worker = queue::Worker {
+                store: context.store.clone(),
+                engine: context.engine.clone(),
+                hub: context.hub.clone(),
+                max_payload: context.config.server.max_payload_bytes,
+                max_claim: u32::try_from(projection.max_records).unwrap_or(500).max(1),
+                poll: batch_timeout.max(Duration::from_millis(10)),
+            };
+            pipeline.tasks.push(tokio::spawn(worker.run(context.stop.clone())));
         }
         return Ok(pipeline);
     }
@@ -216,6 +227,10 @@ async fn bridge(
         let Some((channel, payload)) = note else { return };
         if channel == channels::COMPLETION {
             hub.completed(payload);
+        } else if channel == channels::QUEUE {
+            hub.actions_queued();
+        } else if channel == channels::RESYNC {
+            hub.resync();
         } else if channel == channels::PROJECTION
             && let Some((version, key)) = payload.split_once(':')
             && let Ok(version) = version.parse()

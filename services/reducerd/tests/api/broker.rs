@@ -81,6 +81,7 @@ async fn real_broker_carries_commits_queued_actions_and_subscriptions() {
             .wait_for_completion(WaitForCompletionRequest {
                 correlation_id: correlation_id.clone(),
                 timeout_ms: 60_000,
+                action_id: String::new(),
             })
             .await
             .expect("completion seen from another process")

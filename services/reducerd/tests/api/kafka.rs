@@ -216,6 +216,7 @@ async fn ten_thousand_actions_survive_three_broker_outages_exactly_once() {
             .wait_for_completion(WaitForCompletionRequest {
                 correlation_id: correlation_id.clone(),
                 timeout_ms: 120_000,
+                action_id: String::new(),
             })
             .await
             .expect("completed")
@@ -397,8 +398,18 @@ impl purereducer_storage::Store for CrashingStore {
     async fn find_completion(
         &self,
         correlation_id: &str,
+        action_id: Option<purereducer_core::ActionId>,
     ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Completion>> {
-        self.inner.find_completion(correlation_id).await
+        self.inner.find_completion(correlation_id, action_id).await
+    }
+    async fn enqueue_actions(
+        &self,
+        actions: &[purereducer_storage::QueuedAction],
+    ) -> purereducer_storage::StorageResult<()> {
+        self.inner.enqueue_actions(actions).await
+    }
+    async fn claim_actions(&self, limit: u32) -> purereducer_storage::StorageResult<purereducer_storage::ActionClaim> {
+        self.inner.claim_actions(limit).await
     }
     async fn try_singleton(
         &self,

@@ -152,6 +152,7 @@ async fn published_actions_complete_and_waits_work_before_and_after_on_any_repli
         let request = WaitForCompletionRequest {
             correlation_id: correlation_id.clone(),
             timeout_ms,
+            action_id: String::new(),
         };
         async move { client.wait_for_completion(request).await }
     };
@@ -169,6 +170,7 @@ async fn published_actions_complete_and_waits_work_before_and_after_on_any_repli
         .wait_for_completion(WaitForCompletionRequest {
             correlation_id: "never-published".into(),
             timeout_ms: 50,
+            action_id: String::new(),
         })
         .await
         .expect_err("times out");
@@ -207,6 +209,7 @@ async fn queued_actions_of_one_key_apply_in_order() {
         .wait_for_completion(WaitForCompletionRequest {
             correlation_id: last,
             timeout_ms: 30_000,
+            action_id: String::new(),
         })
         .await
         .expect("done")
@@ -224,5 +227,134 @@ async fn queued_actions_of_one_key_apply_in_order() {
         json(state.state.as_ref().expect("state"))["log"],
         json!((0..30).collect::<Vec<i32>>())
     );
+    server.stop().await;
+}
+
+async fn publish(server: &TestServer, queued: purereducer_api::v1::Action) -> (String, String) {
+    let reply = server
+        .event_bus()
+        .publish_action(PublishActionRequest { action: Some(queued) })
+        .await
+        .expect("publish")
+        .into_inner();
+    (reply.correlation_id, reply.action_id)
+}
+
+async fn wait_for(
+    server: &TestServer,
+    correlation_id: &str,
+    action_id: &str,
+) -> purereducer_api::v1::WaitForCompletionResponse {
+    server
+        .event_bus()
+        .wait_for_completion(WaitForCompletionRequest {
+            correlation_id: correlation_id.to_owned(),
+            timeout_ms: 30_000,
+            action_id: action_id.to_owned(),
+        })
+        .await
+        .expect("completed")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn an_acknowledged_publish_stays_queued_through_an_outage_and_a_shutdown() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        // Every commit of this process fails, as in a long database outage.
+        let (publisher, store) = crate::support::start_instrumented(backend, |_| {}).await;
+        store.fail_next_commits(u32::MAX);
+        let mut published = Vec::new();
+        for i in 0..20 {
+            published.push(
+                publish(
+                    &publisher,
+                    action(&new_id(), "durable", "merge", "set", json!({"last": i})),
+                )
+                .await,
+            );
+        }
+        // Once the worker has tried (and failed) to apply them, the process stops.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while store.batches().is_empty() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the worker tried to commit");
+        let pg = publisher.pg.clone();
+        publisher.stop().await;
+
+        // A later process finds every acknowledged action still queued — none refused — and
+        // applies them in order.
+        let worker = crate::support::serve_on(store.inner(), pg, |_| {}).await;
+        for (n, (correlation_id, action_id)) in published.iter().enumerate() {
+            let done = wait_for(&worker, correlation_id, action_id).await;
+            assert_eq!(
+                ActionStatus::try_from(done.status),
+                Ok(ActionStatus::Committed),
+                "{backend:?}: {}",
+                done.rejection_reason
+            );
+            assert_eq!(done.action_id, *action_id);
+            assert_eq!(done.version, n as u64 + 1, "{backend:?}: applied in queue order");
+        }
+        worker.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn queued_actions_wait_out_a_database_outage_instead_of_being_refused() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let (server, store) = crate::support::start_instrumented(backend, |_| {}).await;
+        store.fail_next_commits(4);
+        let mut published = Vec::new();
+        for i in 0..5 {
+            published.push(publish(&server, action(&new_id(), "outage", "merge", "set", json!({"i": i}))).await);
+        }
+        let mut versions = Vec::new();
+        for (correlation_id, action_id) in &published {
+            let done = wait_for(&server, correlation_id, action_id).await;
+            assert_eq!(
+                ActionStatus::try_from(done.status),
+                Ok(ActionStatus::Committed),
+                "{backend:?}: {}",
+                done.rejection_reason
+            );
+            versions.push(done.version);
+        }
+        assert_eq!(versions, vec![1, 2, 3, 4, 5], "{backend:?}");
+        assert!(store.batches().iter().filter(|b| b.results.is_empty()).count() >= 4);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn actions_sharing_a_correlation_id_keep_their_own_outcomes() {
+    let server = start(Backend::Sqlite, |_| {}).await;
+    let shared = new_id();
+    let mut ids = Vec::new();
+    for key in ["shared-a", "shared-b"] {
+        let mut queued = action(&new_id(), key, "merge", "set", json!({"k": key}));
+        queued.correlation_id = shared.clone();
+        ids.push(publish(&server, queued).await.1);
+    }
+    for (id, key) in ids.iter().zip(["shared-a", "shared-b"]) {
+        let done = wait_for(&server, &shared, id).await;
+        assert_eq!(done.action_id, *id);
+        assert_eq!(done.workflow_key, key);
+    }
+    // Without an action id: one of them, and the answer says which.
+    let any = wait_for(&server, &shared, "").await;
+    assert!(ids.contains(&any.action_id));
+    let bad = server
+        .event_bus()
+        .wait_for_completion(WaitForCompletionRequest {
+            correlation_id: shared.clone(),
+            timeout_ms: 10,
+            action_id: "not-a-uuid".into(),
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(bad.code(), Code::InvalidArgument);
     server.stop().await;
 }

@@ -135,6 +135,7 @@ async fn exercise(channel: Channel) {
         .wait_for_completion(WaitForCompletionRequest {
             correlation_id: queued.correlation_id,
             timeout_ms: 30_000,
+            action_id: String::new(),
         })
         .await
         .expect("completion")
@@ -154,6 +155,7 @@ async fn exercise(channel: Channel) {
         .wait_for_completion(WaitForCompletionRequest {
             correlation_id: format!("never-{}", new_id()),
             timeout_ms: 50,
+            action_id: String::new(),
         })
         .await
         .expect_err("nothing completes");
@@ -424,6 +426,7 @@ async fn json_logs_carry_the_trace_id_of_the_request_they_belong_to() {
     let mut request = Request::new(WaitForCompletionRequest {
         correlation_id: format!("never-{}", new_id()),
         timeout_ms: 20,
+        action_id: String::new(),
     });
     request.metadata_mut().insert(
         "traceparent",

@@ -3,6 +3,7 @@
 mod commit;
 mod pipeline;
 mod projection;
+mod queue;
 
 use std::collections::HashMap;
 
@@ -16,9 +17,9 @@ use sqlx::{PgPool, Row};
 use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
-    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
-    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StorageResult, Store, StoredProjection, StoredState,
-    StoredWatermark,
+    ActionClaim, ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent,
+    PoolOptions, ProcessedRecord, ProjectionUpdate, QueuedAction, RecordResult, Snapshot, StorageResult, Store,
+    StoredProjection, StoredState, StoredWatermark,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -223,15 +224,27 @@ impl Store for PgStore {
     }
 
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
-        pipeline::record_completion(&self.pool, completion).await
+        queue::record(&self.pool, std::slice::from_ref(completion)).await
     }
 
     async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
-        pipeline::record_completions(&self.pool, completions).await
+        queue::record(&self.pool, completions).await
     }
 
-    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
-        pipeline::find_completion(&self.pool, correlation_id).await
+    async fn find_completion(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+    ) -> StorageResult<Option<Completion>> {
+        queue::find_completion(&self.pool, correlation_id, action_id).await
+    }
+
+    async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {
+        queue::enqueue(&self.pool, actions).await
+    }
+
+    async fn claim_actions(&self, limit: u32) -> StorageResult<ActionClaim> {
+        queue::claim(&self.pool, limit).await
     }
 
     async fn try_singleton(&self, name: &str) -> StorageResult<Option<crate::Singleton>> {

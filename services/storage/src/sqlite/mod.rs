@@ -2,6 +2,7 @@
 
 mod batch;
 mod pipeline;
+mod queue;
 
 use std::collections::HashMap;
 
@@ -20,9 +21,9 @@ use sqlx::{Row, SqlitePool};
 use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
-    ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
-    ProcessedRecord, ProjectionUpdate, RecordResult, Snapshot, StateWrite, StorageResult, Store, StoredProjection,
-    StoredState, StoredWatermark,
+    ActionClaim, ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent,
+    PoolOptions, ProcessedRecord, ProjectionUpdate, QueuedAction, RecordResult, Snapshot, StateWrite, StorageResult,
+    Store, StoredProjection, StoredState, StoredWatermark,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -274,16 +275,24 @@ impl Store for SqliteStore {
     }
 
     async fn record_completion(&self, completion: &Completion) -> StorageResult<()> {
-        let _writing = self.writer.lock().await;
-        pipeline::record_completion(&self.pool, completion).await
+        self.record_completions(std::slice::from_ref(completion)).await
     }
 
     async fn record_completions(&self, completions: &[Completion]) -> StorageResult<()> {
         let _writing = self.writer.lock().await;
-        for completion in completions {
-            pipeline::record_completion(&self.pool, completion).await?;
-        }
+        let mut tx = self.pool.begin().await?;
+        queue::record(&mut tx, completions).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
+        queue::enqueue(&self.pool, actions).await
+    }
+
+    async fn claim_actions(&self, limit: u32) -> StorageResult<ActionClaim> {
+        queue::claim(&self.pool, self.writer.clone(), limit).await
     }
 
     async fn apply_and_mark_published(
@@ -297,8 +306,12 @@ impl Store for SqliteStore {
         Ok(stats)
     }
 
-    async fn find_completion(&self, correlation_id: &str) -> StorageResult<Option<Completion>> {
-        pipeline::find_completion(&self.pool, correlation_id).await
+    async fn find_completion(
+        &self,
+        correlation_id: &str,
+        action_id: Option<ActionId>,
+    ) -> StorageResult<Option<Completion>> {
+        queue::find_completion(&self.pool, correlation_id, action_id).await
     }
 
     async fn try_singleton(&self, _name: &str) -> StorageResult<Option<crate::Singleton>> {

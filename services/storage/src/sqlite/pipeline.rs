@@ -3,15 +3,12 @@
 
 use std::collections::HashMap;
 
-use purereducer_core::{ActionId, ActionStatus, Version};
+use purereducer_core::Version;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::NOW_MS;
-use crate::{
-    ApplyStats, Completion, ProjectionRow, ProjectionUpdate, StorageError, StorageResult, StoredProjection,
-    StoredWatermark,
-};
+use crate::{ApplyStats, ProjectionRow, ProjectionUpdate, StorageResult, StoredProjection, StoredWatermark};
 
 pub(super) async fn mark_published(pool: &SqlitePool, ids: &[i64]) -> StorageResult<()> {
     let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
@@ -151,46 +148,6 @@ pub(super) async fn list_watermarks(pool: &SqlitePool) -> StorageResult<Vec<Stor
             })
         })
         .collect()
-}
-
-pub(super) async fn record_completion(pool: &SqlitePool, completion: &Completion) -> StorageResult<()> {
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO action_completions \
-            (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason, completed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}) ON CONFLICT (correlation_id) DO NOTHING"
-    )))
-    .bind(&completion.correlation_id)
-    .bind(completion.action_id.to_string())
-    .bind(&completion.workflow_key)
-    .bind(completion.status.as_str())
-    .bind(version_param(completion.version))
-    .bind(&completion.result_hash)
-    .bind(&completion.rejection_reason)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn find_completion(pool: &SqlitePool, correlation_id: &str) -> StorageResult<Option<Completion>> {
-    let row = sqlx::query(
-        "SELECT correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason \
-         FROM action_completions WHERE correlation_id = ?1",
-    )
-    .bind(correlation_id)
-    .fetch_optional(pool)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let status: String = row.try_get("status")?;
-    let action_id: String = row.try_get("action_id")?;
-    Ok(Some(Completion {
-        correlation_id: row.try_get("correlation_id")?,
-        action_id: ActionId::parse(&action_id, "action_id").map_err(|e| StorageError::Corrupt(e.to_string()))?,
-        workflow_key: row.try_get("workflow_key")?,
-        status: ActionStatus::parse(&status).ok_or_else(|| StorageError::Corrupt(format!("status '{status}'")))?,
-        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
-        result_hash: row.try_get("result_hash")?,
-        rejection_reason: row.try_get("rejection_reason")?,
-    }))
 }
 
 fn version_param(version: Version) -> i64 {
