@@ -63,13 +63,16 @@ clients/tests/run.sh 2>&1 | tee "$logs/clients.log"
 step "live metrics: Prometheus scrapes reducerd under load and answers every runbook query"
 deploy/tests/check-live.sh 2>&1 | tee "$logs/live.log"
 
+step "faults: PostgreSQL and reducerd killed and restarted under load, nothing lost or applied twice"
+tests/faults/check-faults.sh 2>&1 | tee "$logs/faults.log"
+
 # One closing line over every runner above.
 passed=0 failed=0
 while read -r p f; do
   passed=$((passed + p)) failed=$((failed + f))
 done < <(
   sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log"
-  cat "$logs/observability.log" "$logs/clients.log" "$logs/live.log" |
+  cat "$logs/observability.log" "$logs/clients.log" "$logs/live.log" "$logs/faults.log" |
     grep -E '^[0-9]+ passed, [0-9]+ failed' | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
   summary=$(grep -E '[0-9]+ (passed|failed)' "$logs/deploy.log" | tail -1)
   echo "$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)" \

@@ -35,6 +35,12 @@ pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     config
 }
 
+/// The producers' `message.max.bytes`: the largest record reducerd sends.
+pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
+
+/// Room kept in a record for its key, headers and framing beside the event itself.
+pub const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
+
 /// An idempotent producer that waits for every in-sync replica and never gives up on a
 /// message by itself: a broker outage only delays delivery, and order per partition holds.
 pub fn reliable_producer(brokers: &str, client_id: &str) -> Result<rdkafka::producer::FutureProducer, BusError> {
@@ -43,5 +49,6 @@ pub fn reliable_producer(brokers: &str, client_id: &str) -> Result<rdkafka::prod
         .set("acks", "all")
         .set("message.timeout.ms", "0")
         .set("linger.ms", "2")
+        .set("message.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .create()?)
 }

@@ -95,6 +95,10 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Largest accepted JSON payload or state, in bytes.
     pub max_payload_bytes: usize,
+    /// Largest event a commit may write, in encoded bytes: the `StateCommitted` event
+    /// carries the whole new state, so this bounds the state a reducer or TryCommit may
+    /// produce. Must fit under the Kafka producer's message limit when Kafka is used.
+    pub max_state_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             roles: Vec::new(),
             max_message_bytes: 4 * 1024 * 1024,
             max_payload_bytes: 1024 * 1024,
+            max_state_bytes: 900_000,
         }
     }
 }
@@ -345,6 +350,19 @@ impl Config {
                 ),
             ));
         }
+        if self.server.max_state_bytes == 0 {
+            return Err(invalid("server.max_state_bytes", "must be greater than 0"));
+        }
+        let kafka_room = purereducer_bus::MAX_MESSAGE_BYTES - purereducer_bus::MESSAGE_OVERHEAD_BYTES;
+        if !self.kafka.brokers.trim().is_empty() && self.server.max_state_bytes > kafka_room {
+            return Err(invalid(
+                "server.max_state_bytes",
+                format!(
+                    "must be at most {kafka_room} with Kafka: events larger than the producer's message.max.bytes ({}) less room for key and headers could never be published",
+                    purereducer_bus::MAX_MESSAGE_BYTES
+                ),
+            ));
+        }
         if self.storage.max_pool_size == 0 {
             return Err(invalid("storage.max_pool_size", "must be at least 1"));
         }
@@ -399,6 +417,7 @@ impl Config {
                 owners: self.reducer.owners,
                 max_batch_actions: self.reducer.max_batch_actions,
                 max_cached_workflows: self.reducer.max_cached_workflows,
+                max_state_bytes: self.server.max_state_bytes,
             },
             workflow_types,
         })
@@ -477,6 +496,8 @@ pub struct OwnerLimits {
     pub max_batch_actions: usize,
     /// Most workflow states kept in memory across all owners.
     pub max_cached_workflows: usize,
+    /// Largest event a commit may write (`server.max_state_bytes`).
+    pub max_state_bytes: usize,
 }
 
 /// The checked, ready-to-use parts of the configuration.

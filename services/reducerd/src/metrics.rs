@@ -58,6 +58,8 @@ pub struct Metrics {
     pub projections_materialized: Counter<u64>,
     /// `projection_materializer_projections_failed_total`
     pub projections_failed: Counter<u64>,
+    /// `outbox_events_dead_lettered_total`: outbox rows the broker refuses every time.
+    pub events_dead_lettered: Counter<u64>,
     /// `projection_materializer_wm_regressions_total`
     pub wm_regressions: Counter<u64>,
     /// `projection_materializer_duplicate_events_skipped`
@@ -243,6 +245,12 @@ impl Metrics {
                 "{event}",
                 "Events that could not be applied and went to the dead-letter topic",
             ),
+            events_dead_lettered: counter(
+                meter,
+                "outbox_events_dead_lettered_total",
+                "{event}",
+                "Outbox events the broker refused every time, recorded on the dead-letter topic and skipped",
+            ),
             wm_regressions: counter(
                 meter,
                 "projection_materializer_wm_regressions_total",
@@ -308,6 +316,7 @@ impl Metrics {
             &self.wm_regressions,
             &self.duplicate_events_skipped,
             &self.projections_failed,
+            &self.events_dead_lettered,
             &self.dedup_cleanup_deleted,
         ] {
             counter.add(0, &[]);

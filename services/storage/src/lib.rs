@@ -158,7 +158,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 /// Proof of holding a singleton; dropping it lets another process take over.
-pub struct Singleton(#[allow(dead_code)] Box<dyn Send + Sync>);
+pub struct Singleton(pub Box<dyn SingletonHold>);
+
+impl Singleton {
+    /// Whether the singleton is still held. A holder must ask before each unit of work:
+    /// the hold can be lost without the holder's doing (its database session killed, the
+    /// server restarted or failed over), and then another process may already hold it.
+    pub async fn still_held(&mut self) -> bool {
+        self.0.still_held().await
+    }
+}
+
+/// What keeps a singleton held, per backend.
+#[async_trait]
+pub trait SingletonHold: Send + Sync {
+    /// Whether the hold is still in force.
+    async fn still_held(&mut self) -> bool;
+}
+
+/// A singleton nobody else can take (one process owns a SQLite file).
+#[async_trait]
+impl SingletonHold for () {
+    async fn still_held(&mut self) -> bool {
+        true
+    }
+}
 
 impl std::fmt::Debug for Singleton {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

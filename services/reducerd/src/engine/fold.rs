@@ -83,7 +83,10 @@ pub(super) async fn fold_key(
     records: HashMap<ActionId, ProcessedRecord>,
 ) -> KeyWork {
     let metrics = metrics();
-    let mut fold = Fold::new(key.clone(), held, shared.dedup_ttl);
+    let limits = super::plan::StateLimits {
+        max_event_bytes: shared.limits.max_state_bytes,
+    };
+    let mut fold = Fold::new(key.clone(), held, shared.dedup_ttl, limits);
     let start = fold.held().version;
     let mut pending = Vec::new();
     let mut later = Vec::new();

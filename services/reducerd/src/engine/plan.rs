@@ -37,6 +37,53 @@ pub fn decide(
     }
 }
 
+/// What a committed state may be, so that every part of the pipeline can carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateLimits {
+    /// Largest encoded event a commit may write (`server.max_state_bytes`): the
+    /// `StateCommitted` event carries the whole state, and the broker refuses messages above
+    /// its limit.
+    pub max_event_bytes: usize,
+}
+
+impl StateLimits {
+    /// Refuses a state nested deeper than [`MAX_STATE_DEPTH`] or whose events are larger
+    /// than the limit; the reason names the limit.
+    pub fn check(&self, state: &JsonObject, events: &[OutboxEvent]) -> Result<(), String> {
+        if let Some(reason) = self.depth_error(state) {
+            return Err(reason);
+        }
+        match events.iter().map(|e| e.payload.len()).max() {
+            Some(largest) if largest > self.max_event_bytes => Err(format!(
+                "the new state would make a {largest}-byte event; the limit is {} bytes (server.max_state_bytes); \
+                 keep large data outside the workflow state",
+                self.max_event_bytes
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why `state` nests too deeply, if it does.
+    pub fn depth_error(&self, state: &JsonObject) -> Option<String> {
+        let depth = 1 + state.values().map(json_depth).max().unwrap_or(0);
+        (depth > MAX_STATE_DEPTH)
+            .then(|| format!("the new state nests {depth} levels deep; the limit is {MAX_STATE_DEPTH} levels"))
+    }
+}
+
+/// How deeply a committed state may nest (objects and lists). Every decoder of the pipeline
+/// reads its events within protobuf's recursion limit of 100, where each JSON level costs up
+/// to three nested messages.
+pub const MAX_STATE_DEPTH: usize = 30;
+
+fn json_depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        serde_json::Value::Array(list) => 1 + list.iter().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The workflow type and namespace a workflow was created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -131,6 +178,7 @@ pub struct Fold {
     start: Version,
     held: Held,
     dedup_ttl: Duration,
+    limits: StateLimits,
     write: Option<StateWrite>,
     records: Vec<NewRecord>,
     events: Vec<OutboxEvent>,
@@ -138,12 +186,13 @@ pub struct Fold {
 
 impl Fold {
     /// A fold starting from the state the owner holds.
-    pub fn new(key: WorkflowKey, held: Held, dedup_ttl: Duration) -> Self {
+    pub fn new(key: WorkflowKey, held: Held, dedup_ttl: Duration, limits: StateLimits) -> Self {
         Self {
             key,
             start: held.version,
             held,
             dedup_ttl,
+            limits,
             write: None,
             records: Vec::new(),
             events: Vec::new(),
@@ -180,6 +229,36 @@ impl Fold {
     /// span's trace context.
     pub fn add_action(&mut self, action: &Action, fingerprint: &str, decision: Decision, attempt: u32) -> Outcome {
         let version = self.held.version;
+        let mut committed = None;
+        let decision = match decision {
+            Decision::Commit(reduction) => {
+                let next = version.next();
+                let hash = result_hash(
+                    ActionStatus::Committed,
+                    next,
+                    Some(&reduction.state),
+                    &reduction.intents,
+                    None,
+                );
+                let events = commit_events(
+                    &CommitContext::of(action),
+                    next,
+                    &reduction.state,
+                    &reduction.intents,
+                    &hash,
+                );
+                // A state (or intent) beyond the limits would commit but could not travel
+                // through the pipeline: it is refused, and nothing of it is written.
+                match self.limits.check(&reduction.state, &events) {
+                    Ok(()) => {
+                        committed = Some((hash, events));
+                        Decision::Commit(reduction)
+                    }
+                    Err(reason) => Decision::Reject(Rejection { reason }),
+                }
+            }
+            reject => reject,
+        };
         let (status, new_version, new_state, intents, reason) = match decision {
             Decision::Commit(reduction) => (
                 ActionStatus::Committed,
@@ -196,14 +275,13 @@ impl Fold {
                 Some(rejection.reason),
             ),
         };
-        let committed = status == ActionStatus::Committed;
-        let hash = result_hash(
-            status,
-            new_version,
-            committed.then_some(&new_state),
-            &intents,
-            reason.as_deref(),
-        );
+        let (hash, events) = match committed {
+            Some(done) => (done.0, Some(done.1)),
+            None => (
+                result_hash(status, new_version, None, &intents, reason.as_deref()),
+                None,
+            ),
+        };
         self.records.push(NewRecord {
             action_id: action.id,
             request_hash: fingerprint.to_owned(),
@@ -214,10 +292,8 @@ impl Fold {
             rejection_reason: reason.clone(),
             ttl: self.dedup_ttl,
         });
-        if committed {
-            let context = CommitContext::of(action);
-            self.events
-                .extend(commit_events(&context, new_version, &new_state, &intents, &hash));
+        if let Some(events) = events {
+            self.events.extend(events);
             self.write = Some(StateWrite {
                 state: new_state.clone(),
                 version: new_version,
@@ -289,6 +365,11 @@ impl Fold {
         let version = commit.expected.next();
         let provenance = &commit.provenance;
         let hash = result_hash(ActionStatus::Committed, version, Some(&commit.state), &[], None);
+        if let Some(reason) = self.limits.depth_error(&commit.state) {
+            return Err(EngineError::InvalidArgument(vec![purereducer_core::FieldError::new(
+                "state", reason,
+            )]));
+        }
         let context = CommitContext {
             workflow_key: commit.key.as_str(),
             namespace: namespace.as_str(),
@@ -297,8 +378,13 @@ impl Fold {
             action_type: "TryCommit",
             correlation_id: &provenance.correlation_id,
         };
-        self.events
-            .extend(commit_events(&context, version, &commit.state, &[], &hash));
+        let events = commit_events(&context, version, &commit.state, &[], &hash);
+        if let Err(reason) = self.limits.check(&commit.state, &events) {
+            return Err(EngineError::InvalidArgument(vec![purereducer_core::FieldError::new(
+                "state", reason,
+            )]));
+        }
+        self.events.extend(events);
         self.write = Some(StateWrite {
             state: commit.state.clone(),
             version,

@@ -18,6 +18,7 @@ const LIMITS: OwnerLimits = OwnerLimits {
     owners: 1,
     max_batch_actions: 512,
     max_cached_workflows: 1000,
+    max_state_bytes: 900_000,
 };
 
 async fn engine_on(store: Arc<dyn Store>, max_attempts: u32) -> Engine {
@@ -303,9 +304,8 @@ async fn idle_workflows_are_evicted_and_read_again_when_they_return() {
     let (sqlite, _) = fresh_sqlite().await.expect("sqlite");
     let store = Instrumented::new(sqlite.clone());
     let limits = OwnerLimits {
-        owners: 1,
-        max_batch_actions: 512,
         max_cached_workflows: 8,
+        ..LIMITS
     };
     let engine = Engine::new(
         store.clone(),

@@ -142,6 +142,9 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             crate::metrics::metrics()
                 .published
                 .add(1, &crate::metrics::event_labels(&row.event.event_type));
+        }))
+        .with_dead_letter_observer(Arc::new(|_| {
+            crate::metrics::metrics().events_dead_lettered.add(1, &[]);
         }));
         pipeline.tasks.push(tokio::spawn(run_relay(
             relay,
@@ -194,14 +197,16 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
     Ok(pipeline)
 }
 
-/// Runs the relay while this process holds the relay singleton; stands by otherwise.
+/// Runs the relay while this process holds the relay singleton; stands by otherwise, and
+/// again after losing it.
 async fn run_relay(relay: OutboxRelay, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
     loop {
         match store.try_singleton("purereducer-outbox-relay").await {
-            Ok(Some(_held)) => {
+            Ok(Some(mut held)) => {
                 tracing::info!("outbox relay active");
-                relay.run(stop).await;
-                return;
+                if relay.run(stop.clone(), &mut held).await == purereducer_bus::relay::RelayEnd::Stopped {
+                    return;
+                }
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "cannot take the relay lock"),

@@ -207,6 +207,17 @@ impl Worker {
     }
 }
 
+/// What a queued action did. A queued action can be delivered more than once (a claim or
+/// batch that could not be finished is delivered again), and the second delivery finds the
+/// first one's dedup record: its completion still reports what the action did, once.
+fn queued_status(outcome: &purereducer_core::Outcome) -> ActionStatus {
+    match outcome.status {
+        ActionStatus::Duplicate if outcome.rejection_reason.is_some() => ActionStatus::Rejected,
+        ActionStatus::Duplicate => ActionStatus::Committed,
+        status => status,
+    }
+}
+
 fn decode(payload: &[u8], max_payload: usize) -> Result<Action, String> {
     let raw = v1::Action::decode(payload).map_err(|_| "not an encoded action".to_owned())?;
     parse_action(Some(&raw), "action", max_payload).map_err(|errors| ApiError::from(errors).to_string())
@@ -253,7 +264,7 @@ fn completion_of(action: &Action, outcome: Result<purereducer_core::Outcome, Eng
             correlation_id: action.correlation_id.clone(),
             action_id: action.id,
             workflow_key: action.key.to_string(),
-            status: outcome.status,
+            status: queued_status(&outcome),
             version: outcome.version,
             result_hash: outcome.result_hash,
             rejection_reason: outcome.rejection_reason,

@@ -19,9 +19,9 @@ use serde_json::json;
 
 use crate::support::{Backend, TestServer, action, handle, new_id, start, start_on_same_database};
 
-const PARTITIONS: i32 = 6;
+pub const PARTITIONS: i32 = 6;
 
-fn kafka_config(config: &mut Config, brokers: &str, group: &str) {
+pub fn kafka_config(config: &mut Config, brokers: &str, group: &str) {
     config.kafka.brokers = brokers.to_owned();
     config.kafka.partitions = PARTITIONS;
     config.projection.consumer_group = group.to_owned();

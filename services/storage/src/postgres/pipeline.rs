@@ -64,6 +64,30 @@ pub(super) async fn list_watermarks(pool: &PgPool) -> StorageResult<Vec<StoredWa
         .collect()
 }
 
+/// A session-level advisory lock, held as long as its session lives.
+struct AdvisoryLock(sqlx::PgConnection);
+
+#[async_trait::async_trait]
+impl crate::SingletonHold for AdvisoryLock {
+    async fn still_held(&mut self) -> bool {
+        // The session holds nothing else, so any granted advisory lock of its own is this
+        // one; a dead session fails the query.
+        let held: Result<bool, sqlx::Error> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks \
+             WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted)",
+        )
+        .fetch_one(&mut self.0)
+        .await;
+        match held {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(error = %err, "the singleton's database session is gone");
+                false
+            }
+        }
+    }
+}
+
 pub(super) async fn try_singleton(pool: &PgPool, name: &str) -> StorageResult<Option<crate::Singleton>> {
     use sqlx::Connection;
     // A session-level lock on a connection taken out of the pool: closing the connection
@@ -74,7 +98,7 @@ pub(super) async fn try_singleton(pool: &PgPool, name: &str) -> StorageResult<Op
         .fetch_one(&mut conn)
         .await?;
     if held {
-        return Ok(Some(crate::Singleton(Box::new(conn))));
+        return Ok(Some(crate::Singleton(Box::new(AdvisoryLock(conn)))));
     }
     let _ = conn.close().await;
     Ok(None)

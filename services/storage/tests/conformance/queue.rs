@@ -164,3 +164,27 @@ async fn postgres_a_claim_whose_session_dies_gives_its_actions_back() {
     let again = store.claim_actions(10).await.expect("claim again");
     assert_eq!(again.actions.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![seq]);
 }
+
+/// PostgreSQL only: the relay singleton notices when its session is killed, and another
+/// process can take it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_singleton_whose_session_dies_knows_it_is_lost() {
+    let (store, _) = purereducer_storage::testing::fresh_postgres(10)
+        .await
+        .expect("postgres test database");
+    let mut held = store.try_singleton("relay").await.expect("try").expect("free");
+    assert!(held.still_held().await);
+    assert!(
+        store.try_singleton("relay").await.expect("try").is_none(),
+        "held elsewhere"
+    );
+    let killed: Vec<bool> =
+        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            .fetch_all(store.pool())
+            .await
+            .expect("terminate");
+    assert_eq!(killed, vec![true]);
+    assert!(!held.still_held().await, "the hold died with its session");
+    let mut taken = store.try_singleton("relay").await.expect("try").expect("free again");
+    assert!(taken.still_held().await);
+}

@@ -1,0 +1,136 @@
+//! Size and shape limits on what a commit may produce: a state too large for the pipeline
+//! or nested too deeply for its decoders is refused, and nothing of it is written.
+
+use purereducer_api::v1::{ActionStatus, GetStateRequest, Provenance, TryCommitRequest};
+use serde_json::{Value, json};
+use tonic::Code;
+
+use crate::support::{Backend, TestServer, action, bad_fields, handle, new_id, object, start, status_of};
+
+fn nested(levels: usize) -> Value {
+    let mut value = json!("leaf");
+    for _ in 0..levels {
+        value = json!({ "n": value });
+    }
+    value
+}
+
+async fn version_of(server: &TestServer, key: &str) -> u64 {
+    server
+        .canonical()
+        .get_state(GetStateRequest {
+            workflow_key: key.into(),
+        })
+        .await
+        .map(|reply| reply.into_inner().version)
+        .unwrap_or(0)
+}
+
+async fn outbox_rows(server: &TestServer, key: &str) -> usize {
+    server
+        .store
+        .pending_events(10_000)
+        .await
+        .expect("outbox")
+        .iter()
+        .filter(|row| row.event.workflow_key == key)
+        .count()
+}
+
+#[tokio::test]
+async fn a_reducer_that_would_outgrow_the_state_limit_is_refused_and_writes_nothing() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        // No materializer: outbox rows stay where the test can count them.
+        let server = start(backend, |config| {
+            config.server.max_state_bytes = 20_000;
+            config.server.roles = vec!["reducer-service".into(), "canonical-store".into()];
+        })
+        .await;
+        let small = handle(&server, action(&new_id(), "big", "merge", "set", json!({"a": 1})))
+            .await
+            .expect("applied");
+        assert_eq!(status_of(&small), ActionStatus::Committed);
+        // Each merge adds 12 KB: the second would take the state past the limit.
+        let chunk = "x".repeat(12_000);
+        let first = handle(&server, action(&new_id(), "big", "merge", "set", json!({"b": chunk})))
+            .await
+            .expect("applied");
+        assert_eq!(status_of(&first), ActionStatus::Committed, "{backend:?}");
+        let refused = handle(&server, action(&new_id(), "big", "merge", "set", json!({"c": chunk})))
+            .await
+            .expect("answered");
+        assert_eq!(status_of(&refused), ActionStatus::Rejected, "{backend:?}");
+        assert!(
+            refused.rejection_reason.contains("server.max_state_bytes"),
+            "{}",
+            refused.rejection_reason
+        );
+        assert_eq!(refused.version, 2, "a refusal takes no version");
+        assert_eq!(version_of(&server, "big").await, 2);
+        assert_eq!(
+            outbox_rows(&server, "big").await,
+            2,
+            "{backend:?}: no event for the refused state"
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_state_nested_past_the_pipelines_decoders_is_refused_on_every_path() {
+    for backend in [Backend::Postgres, Backend::Sqlite] {
+        let server = start(backend, |config| {
+            config.server.roles = vec!["reducer-service".into(), "canonical-store".into()];
+        })
+        .await;
+        // Through a reducer: refused with the limit named, nothing written.
+        // The payload itself is within the request limits; the state it makes (one level
+        // more) is not.
+        let deep = handle(
+            &server,
+            action(&new_id(), "deep", "merge", "set", json!({"d": nested(30)})),
+        )
+        .await
+        .expect("answered");
+        assert_eq!(status_of(&deep), ActionStatus::Rejected, "{backend:?}");
+        assert!(
+            deep.rejection_reason.contains("limit is 30 levels"),
+            "{}",
+            deep.rejection_reason
+        );
+        assert_eq!(version_of(&server, "deep").await, 0);
+
+        // Through TryCommit: INVALID_ARGUMENT on the state field.
+        let refused = server
+            .canonical()
+            .try_commit(TryCommitRequest {
+                workflow_key: "deep-direct".into(),
+                expected_version: 0,
+                state: Some(object(json!({"d": nested(30)}))),
+                provenance: Some(Provenance::default()),
+                ..Default::default()
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{backend:?}: {refused:?}");
+        assert!(bad_fields(&refused).contains(&"state".to_owned()), "{refused:?}");
+        assert!(refused.message().contains("30 levels"), "{}", refused.message());
+        assert_eq!(version_of(&server, "deep-direct").await, 0);
+        assert_eq!(outbox_rows(&server, "deep-direct").await, 0);
+
+        // Just inside the limit commits.
+        let fits = handle(
+            &server,
+            action(&new_id(), "deep", "merge", "set", json!({"d": nested(29)})),
+        )
+        .await
+        .expect("applied");
+        assert_eq!(
+            status_of(&fits),
+            ActionStatus::Committed,
+            "{backend:?}: {}",
+            fits.rejection_reason
+        );
+        server.stop().await;
+    }
+}

@@ -1,0 +1,63 @@
+"""reducerd faults under load: the process SIGKILLed and restarted on the same database and
+address, and one of three replicas on one database SIGKILLed for good (its clients move to
+the survivors). Each runs for HandleAction and for PublishAction + WaitForCompletion.
+
+Both kills land while commits of the killed process wait after their commit record was
+written (harness.WAITING_ON_COMMIT): they commit once released, after their process died,
+so their clients only see the connection drop and resend."""
+
+import pytest
+
+from harness import NO_MATERIALIZER, WAITING_ON_COMMIT, Fault, ReducerdConfig, assert_correct, run_scenario
+
+MODES = ["handle", "queued"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reducerd_sigkill_restart(mode, postgres, start_reducerd, settings, record):
+    reducerd = start_reducerd(ReducerdConfig(postgres.url()))
+    hits = []
+
+    def kill_and_restart():
+        with postgres.hold_commits():
+            waiting = postgres.wait_until(WAITING_ON_COMMIT)
+            reducerd.kill()
+        hits.append(waiting)
+        reducerd.start()
+        return f"waiting_on_commit={waiting}"
+
+    figures = run_scenario("reducerd_sigkill", mode, [reducerd.addr],
+                           [Fault(0.4, kill_and_restart, "reducerd_sigkill")], settings, [reducerd])
+    record(figures)
+    assert_correct(figures, [reducerd])
+    assert reducerd.starts == 2
+    assert all(hits), f"the kill found no commit in flight: {hits}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_replica_sigkill(mode, postgres, start_reducerd, settings, record):
+    # Three processes on one database, sharing every key, so they also race each other
+    # (version conflicts, retried; more attempts than the default so that give-ups stay
+    # rare; a HandleAction give-up is resent with the same id anyway). Without Kafka the
+    # in-process materializer runs in one process per database: "a", which is not killed.
+    # Each logs in as its own database user, so b's connections can be told apart.
+    urls = {name: postgres.create_user(f"r{name}") for name in "abc"}
+    a = start_reducerd(ReducerdConfig(urls["a"], max_attempts=10), "a")
+    b = start_reducerd(ReducerdConfig(urls["b"], roles=NO_MATERIALIZER, max_attempts=10), "b")
+    c = start_reducerd(ReducerdConfig(urls["c"], roles=NO_MATERIALIZER, max_attempts=10), "c")
+    hits = []
+
+    def kill_b():
+        with postgres.hold_commits():
+            waiting = postgres.wait_until(WAITING_ON_COMMIT, user="rb")
+            b.kill()
+        hits.append(waiting)
+        return f"waiting_on_commit_of_b={waiting}"
+
+    figures = run_scenario("replica_sigkill", mode, [a.addr, b.addr, c.addr],
+                           [Fault(0.4, kill_b, "replica_sigkill")], settings, [a, b, c],
+                           killed={"b"}, read_targets=[a.addr])
+    record(figures)
+    assert_correct(figures, [a, b, c])
+    assert not b.alive
+    assert all(hits), f"the kill found no commit of b in flight: {hits}"
