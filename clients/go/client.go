@@ -173,8 +173,10 @@ func (c *Client) PublishAction(ctx context.Context, a Action) (*pb.PublishAction
 }
 
 // WaitForCompletion waits up to timeoutMs (the server default when 0) for a published action.
-func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, timeoutMs uint32) (*pb.WaitForCompletionResponse, error) {
-	return c.Bus.WaitForCompletion(ctx, &pb.WaitForCompletionRequest{CorrelationId: correlationID, TimeoutMs: timeoutMs})
+// With several actions under one correlation id, actionID picks one ("" for the first to
+// complete; the reply names its action).
+func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, timeoutMs uint32, actionID string) (*pb.WaitForCompletionResponse, error) {
+	return c.Bus.WaitForCompletion(ctx, &pb.WaitForCompletionRequest{CorrelationId: correlationID, TimeoutMs: timeoutMs, ActionId: actionID})
 }
 
 // Subscribe streams matching events until ctx is cancelled.

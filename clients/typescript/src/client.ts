@@ -242,11 +242,13 @@ export class Client {
   }
 
   /** The outcome of a published action; rejects with Code.DeadlineExceeded when it does not
-   * finish within timeoutMs (the server's default when 0). */
-  async waitForCompletion(correlationId: string, timeoutMs = 0): Promise<Completion> {
+   * finish within timeoutMs (the server's default when 0). With several actions under one
+   * correlation id, actionId picks one; without it the first to complete answers, and the
+   * result names its action. */
+  async waitForCompletion(correlationId: string, timeoutMs = 0, actionId = ""): Promise<Completion> {
     // The server enforces timeoutMs; our deadline only guards against a lost server.
     const deadline = (timeoutMs || 60_000) + 5_000;
-    const r = await this.bus.waitForCompletion({ correlationId, timeoutMs }, { timeoutMs: deadline });
+    const r = await this.bus.waitForCompletion({ correlationId, timeoutMs, actionId }, { timeoutMs: deadline });
     return {
       correlationId: r.correlationId,
       actionId: r.actionId,

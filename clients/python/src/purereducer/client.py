@@ -213,15 +213,19 @@ class Client:
         reply = self._retrying(self._bus.PublishAction, request, timeout, retries)
         return Published(correlation_id=reply.correlation_id, action_id=reply.action_id)
 
-    def wait_for_completion(self, correlation_id: str, timeout_ms: int = 0) -> Completion:
+    def wait_for_completion(self, correlation_id: str, timeout_ms: int = 0,
+                            action_id: Optional[str] = None) -> Completion:
         """The outcome of a published action; raises PureReducerError(DEADLINE_EXCEEDED)
-        when it does not finish within timeout_ms (the server's default when 0)."""
+        when it does not finish within timeout_ms (the server's default when 0). With
+        several actions under one correlation id, action_id picks one (Published.action_id);
+        without it the first to complete answers, and the result names its action."""
         # The server enforces timeout_ms; our own deadline only guards against a lost server.
         deadline = (timeout_ms / 1000 if timeout_ms else 60.0) + 5.0
         reply = self._call(
             self._bus.WaitForCompletion,
             event_bus_pb2.WaitForCompletionRequest(correlation_id=correlation_id,
-                                                  timeout_ms=timeout_ms),
+                                                  timeout_ms=timeout_ms,
+                                                  action_id=action_id or ""),
             deadline,
         )
         return Completion(

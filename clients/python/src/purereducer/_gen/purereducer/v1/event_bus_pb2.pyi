@@ -23,12 +23,14 @@ class PublishActionResponse(_message.Message):
     def __init__(self, correlation_id: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class WaitForCompletionRequest(_message.Message):
-    __slots__ = ("correlation_id", "timeout_ms")
+    __slots__ = ("correlation_id", "timeout_ms", "action_id")
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     correlation_id: str
     timeout_ms: int
-    def __init__(self, correlation_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    action_id: str
+    def __init__(self, correlation_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class WaitForCompletionResponse(_message.Message):
     __slots__ = ("correlation_id", "action_id", "workflow_key", "status", "version", "result_hash", "rejection_reason")
