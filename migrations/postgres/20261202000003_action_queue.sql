@@ -18,3 +18,16 @@ DELETE FROM action_completions a USING action_completions b
  WHERE a.correlation_id = b.correlation_id AND a.action_id = b.action_id AND a.ctid > b.ctid;
 ALTER TABLE action_completions DROP CONSTRAINT IF EXISTS action_completions_pkey;
 ALTER TABLE action_completions ADD CONSTRAINT action_completions_pkey PRIMARY KEY (correlation_id, action_id);
+
+-- Events the in-process pipeline could not apply (undecodable, or refused by the database
+-- every time), kept for the operator; the pipeline moves past them. One per source.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id           bigserial   PRIMARY KEY,
+    source       text        NOT NULL UNIQUE,
+    workflow_key text        NOT NULL,
+    version      bigint      NOT NULL,
+    event_type   text        NOT NULL,
+    payload      bytea       NOT NULL,
+    error        text        NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);

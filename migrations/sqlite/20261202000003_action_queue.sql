@@ -26,3 +26,15 @@ INSERT OR IGNORE INTO action_completions_by_action
 DROP TABLE action_completions;
 ALTER TABLE action_completions_by_action RENAME TO action_completions;
 CREATE INDEX IF NOT EXISTS idx_action_completions_completed_at ON action_completions (completed_at);
+
+-- Events the pipeline could not apply, kept for the operator (see the PostgreSQL migration).
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    source       TEXT    NOT NULL UNIQUE,
+    workflow_key TEXT    NOT NULL,
+    version      INTEGER NOT NULL,
+    event_type   TEXT    NOT NULL,
+    payload      BLOB    NOT NULL,
+    error        TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL
+);

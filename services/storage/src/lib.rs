@@ -27,8 +27,8 @@ use purereducer_core::{ActionId, WorkflowKey};
 pub use crate::error::StorageError;
 pub use crate::model::{
     ActionClaim, ApplyStats, ClaimFinish, ClaimedAction, CommitRequest, CommitRequestSummary, CommitResult, Completion,
-    NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction, RecordResult,
-    Snapshot, StateWrite, StoredProjection, StoredState, StoredWatermark, channels,
+    DeadLetter, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction,
+    RecordResult, Snapshot, StateWrite, StoredProjection, StoredState, StoredWatermark, channels,
 };
 
 /// Result of a storage call.
@@ -136,6 +136,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         correlation_id: &str,
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>>;
+
+    /// Keeps events the pipeline could not apply (the first record per source wins).
+    async fn record_dead_letters(&self, letters: &[DeadLetter]) -> StorageResult<()>;
+
+    /// The most recent dead letters, newest first.
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<DeadLetter>>;
 
     /// Durably queues actions, in the given order behind the earlier actions of their keys;
     /// returns once they are committed.

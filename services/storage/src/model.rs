@@ -287,6 +287,24 @@ pub struct Completion {
     pub rejection_reason: Option<String>,
 }
 
+/// An event the pipeline could not apply, kept for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Where it came from (`outbox/<id>`, or `<topic>/<partition>/<offset>`); one dead
+    /// letter per source.
+    pub source: String,
+    /// The workflow.
+    pub workflow_key: String,
+    /// The version the event belongs to.
+    pub version: Version,
+    /// Its type.
+    pub event_type: String,
+    /// The event as stored.
+    pub payload: Vec<u8>,
+    /// Why it could not be applied.
+    pub error: String,
+}
+
 /// An action for the database queue (`PublishAction` without Kafka).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedAction {

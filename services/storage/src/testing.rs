@@ -99,6 +99,7 @@ pub struct Instrumented {
     pause: std::sync::Mutex<Option<(Arc<tokio::sync::Notify>, tokio::sync::oneshot::Receiver<()>)>>,
     interference: std::sync::Mutex<Option<Interference>>,
     outages: std::sync::atomic::AtomicU32,
+    apply_outages: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Instrumented {
@@ -133,6 +134,7 @@ impl Instrumented {
             pause: std::sync::Mutex::new(None),
             interference: std::sync::Mutex::new(None),
             outages: std::sync::atomic::AtomicU32::new(0),
+            apply_outages: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -161,6 +163,33 @@ impl Instrumented {
     /// writing nothing.
     pub fn fail_next_commits(&self, count: u32) {
         self.outages.store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes the next `count` projection applies fail as a database outage would.
+    pub fn fail_next_applies(&self, count: u32) {
+        self.apply_outages.store(count, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many injected apply failures are still to come.
+    pub fn applies_left_to_fail(&self) -> u32 {
+        self.apply_outages.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn apply_fails(&self) -> StorageResult<()> {
+        let failing = self
+            .apply_outages
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if failing {
+            return Err(crate::StorageError::Unavailable(
+                "connection refused (injected)".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Runs `interference` before every later `commit_batch`.
@@ -250,6 +279,7 @@ impl Store for Instrumented {
         self.inner.mark_published(ids).await
     }
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
+        self.apply_fails()?;
         self.inner.apply_projections(updates).await
     }
     async fn apply_and_mark_published(
@@ -257,6 +287,7 @@ impl Store for Instrumented {
         updates: &[ProjectionUpdate],
         published: &[i64],
     ) -> StorageResult<ApplyStats> {
+        self.apply_fails()?;
         self.inner.apply_and_mark_published(updates, published).await
     }
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
@@ -277,6 +308,12 @@ impl Store for Instrumented {
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>> {
         self.inner.find_completion(correlation_id, action_id).await
+    }
+    async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
+        self.inner.record_dead_letters(letters).await
+    }
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+        self.inner.dead_letters(limit).await
     }
     async fn enqueue_actions(&self, actions: &[crate::QueuedAction]) -> StorageResult<()> {
         self.inner.enqueue_actions(actions).await

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use purereducer_api::v1;
-use purereducer_storage::{PendingEvent, ProjectionUpdate, Store};
+use purereducer_storage::{ApplyStats, DeadLetter, PendingEvent, ProjectionUpdate, StorageError, Store};
 use tokio::sync::watch;
 
 use crate::hub::{Hub, PublishedEvent};
@@ -33,14 +33,17 @@ impl LocalPipeline {
         }
     }
 
-    /// Runs until `stop` turns true, then drains what is already in the outbox.
+    /// Runs until `stop` turns true, then drains what is already in the outbox. A database
+    /// outage only delays it (retried with backoff, never dead-lettering anything).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut next_offset: Option<i64> = None;
+        let mut failures = 0u32;
         loop {
             let stopping = *stop.borrow();
             match self.pass(&mut next_offset).await {
                 Ok(0) if stopping => return,
                 Ok(0) => {
+                    failures = 0;
                     tokio::select! {
                         _ = self.hub.outbox_wait() => {}
                         // Rows written by another process carry no in-process wake-up.
@@ -48,21 +51,25 @@ impl LocalPipeline {
                         _ = stop.changed() => {}
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => failures = 0,
                 Err(err) => {
+                    failures += 1;
                     tracing::warn!(error = %err, "pipeline pass failed; retrying");
                     next_offset = None;
                     if stopping {
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(crate::engine::outage_backoff(failures)) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
             }
         }
     }
 
     /// One batch; returns how many outbox rows it handled.
-    async fn pass(&self, next_offset: &mut Option<i64>) -> Result<usize, purereducer_storage::StorageError> {
+    async fn pass(&self, next_offset: &mut Option<i64>) -> Result<usize, StorageError> {
         let rows = self.store.pending_events(self.max_records).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -77,15 +84,36 @@ impl LocalPipeline {
                 .find(|w| w.topic == TOPIC && w.partition == 0)
                 .map_or(0, |w| w.offset),
         };
-        let decoded: Vec<Option<PublishedEvent>> = rows.iter().map(decode_row).collect();
-        let updates: Vec<ProjectionUpdate> = decoded
-            .iter()
+        let mut letters = Vec::new();
+        let mut decoded: Vec<Option<PublishedEvent>> = Vec::with_capacity(rows.len());
+        let mut projection_rows = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (event, projection) = match decode(&row.event.payload) {
+                Ok(event) => match projection_row(&event) {
+                    Ok(projection) => (Some(event), projection),
+                    Err(reason) => {
+                        letters.push(dead_letter(row, reason));
+                        (Some(event), None)
+                    }
+                },
+                Err(err) => {
+                    letters.push(dead_letter(row, format!("not an event: {err}")));
+                    (None, None)
+                }
+            };
+            decoded.push(event);
+            projection_rows.push(projection);
+        }
+        // Kept before the rows are marked, so nothing is skipped without a record.
+        self.keep_dead_letters(&letters).await?;
+        let updates: Vec<ProjectionUpdate> = projection_rows
+            .into_iter()
             .zip(first..)
-            .map(|(event, offset)| ProjectionUpdate {
+            .map(|(row, offset)| ProjectionUpdate {
                 topic: TOPIC.to_owned(),
                 partition: 0,
                 offset,
-                row: projection_row(event.as_ref()),
+                row,
             })
             .collect();
         let metrics = crate::metrics::metrics();
@@ -108,7 +136,7 @@ impl LocalPipeline {
             .collect();
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // The projection, its watermark and the publication marks commit together.
-        let stats = self.store.apply_and_mark_published(&updates, &ids).await?;
+        let stats = self.apply(&rows, updates, &ids).await?;
         drop(spans);
         *next_offset = Some(first + i64::try_from(rows.len()).unwrap_or(i64::MAX));
         super::account(&stats, &times);
@@ -120,27 +148,94 @@ impl LocalPipeline {
         }
         Ok(rows.len())
     }
-}
 
-fn decode_row(row: &PendingEvent) -> Option<PublishedEvent> {
-    match decode(&row.event.payload) {
-        Ok(event) => Some(event),
-        Err(err) => {
-            tracing::error!(outbox_id = row.id, error = %err, "outbox row is not an event; skipped");
-            None
+    /// Applies a batch; a batch the database refuses (not an outage) a few times is applied
+    /// row by row, and a row refused every time is dead-lettered and passed.
+    async fn apply(
+        &self,
+        rows: &[PendingEvent],
+        updates: Vec<ProjectionUpdate>,
+        ids: &[i64],
+    ) -> Result<ApplyStats, StorageError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.store.apply_and_mark_published(&updates, ids).await {
+                Ok(stats) => return Ok(stats),
+                Err(err @ StorageError::Unavailable(_)) => return Err(err),
+                Err(err) if attempt < POISON_ATTEMPTS => {
+                    tracing::warn!(error = %err, attempt, "projection batch failed; retrying");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "projection batch keeps failing; isolating the failing events");
+                    break;
+                }
+            }
         }
+        let mut total = ApplyStats::default();
+        for ((row, update), id) in rows.iter().zip(updates).zip(ids) {
+            let mut attempt = 0;
+            let stats = loop {
+                attempt += 1;
+                match self
+                    .store
+                    .apply_and_mark_published(std::slice::from_ref(&update), &[*id])
+                    .await
+                {
+                    Ok(stats) => break stats,
+                    Err(err @ StorageError::Unavailable(_)) => return Err(err),
+                    Err(err) if attempt < POISON_ATTEMPTS => {
+                        tracing::warn!(error = %err, attempt, outbox_id = row.id, "event failed; retrying");
+                    }
+                    Err(err) => {
+                        self.keep_dead_letters(&[dead_letter(row, err.to_string())]).await?;
+                        let pass = ProjectionUpdate { row: None, ..update };
+                        break self.store.apply_and_mark_published(&[pass], &[*id]).await?;
+                    }
+                }
+            };
+            total.applied.extend(stats.applied);
+            total.duplicates += stats.duplicates;
+            total.regressions += stats.regressions;
+        }
+        Ok(total)
+    }
+
+    async fn keep_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StorageError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.store.record_dead_letters(letters).await?;
+        for letter in letters {
+            tracing::error!(source = %letter.source, workflow_key = %letter.workflow_key, version = %letter.version, error = %letter.error, "event dead-lettered");
+        }
+        crate::metrics::metrics()
+            .projections_failed
+            .add(letters.len() as u64, &[]);
+        Ok(())
     }
 }
 
-fn projection_row(event: Option<&PublishedEvent>) -> Option<purereducer_storage::ProjectionRow> {
-    let Some(v1::event::Kind::StateCommitted(committed)) = event.and_then(|e| e.event.kind.as_ref()) else {
-        return None;
+/// Attempts at a failing batch, then at a failing event, before it is dead-lettered.
+const POISON_ATTEMPTS: u32 = 3;
+
+fn dead_letter(row: &PendingEvent, error: String) -> DeadLetter {
+    DeadLetter {
+        source: format!("outbox/{}", row.id),
+        workflow_key: row.event.workflow_key.clone(),
+        version: row.event.version,
+        event_type: row.event.event_type.clone(),
+        payload: row.event.payload.clone(),
+        error,
+    }
+}
+
+/// The projection row of a `StateCommitted` event (`None` for other events).
+fn projection_row(event: &PublishedEvent) -> Result<Option<purereducer_storage::ProjectionRow>, String> {
+    let Some(v1::event::Kind::StateCommitted(committed)) = event.event.kind.as_ref() else {
+        return Ok(None);
     };
-    match row_of(committed) {
-        Ok(row) => Some(row),
-        Err(err) => {
-            tracing::error!(workflow_key = %committed.workflow_key, error = %err, "event has no usable state; skipped");
-            None
-        }
-    }
+    row_of(committed)
+        .map(Some)
+        .map_err(|err| format!("event has no usable state: {err}"))
 }

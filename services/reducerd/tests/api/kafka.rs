@@ -402,6 +402,18 @@ impl purereducer_storage::Store for CrashingStore {
     ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Completion>> {
         self.inner.find_completion(correlation_id, action_id).await
     }
+    async fn record_dead_letters(
+        &self,
+        letters: &[purereducer_storage::DeadLetter],
+    ) -> purereducer_storage::StorageResult<()> {
+        self.inner.record_dead_letters(letters).await
+    }
+    async fn dead_letters(
+        &self,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::DeadLetter>> {
+        self.inner.dead_letters(limit).await
+    }
     async fn enqueue_actions(
         &self,
         actions: &[purereducer_storage::QueuedAction],

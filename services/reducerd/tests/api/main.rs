@@ -4,6 +4,7 @@ mod bad_input;
 mod broker;
 mod canonical_store;
 mod concurrency;
+mod dead_letters;
 mod dedup;
 mod engine;
 mod grpcurl;

@@ -239,6 +239,14 @@ impl Store for PgStore {
         queue::find_completion(&self.pool, correlation_id, action_id).await
     }
 
+    async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
+        queue::record_dead_letters(&self.pool, letters).await
+    }
+
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+        queue::dead_letters(&self.pool, limit).await
+    }
+
     async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {
         queue::enqueue(&self.pool, actions).await
     }

@@ -173,3 +173,42 @@ pub(super) async fn find_completion(
 fn version_param(version: Version) -> i64 {
     i64::try_from(version.get()).unwrap_or(i64::MAX)
 }
+
+pub(super) async fn record_dead_letters(pool: &PgPool, letters: &[crate::DeadLetter]) -> StorageResult<()> {
+    for letter in letters {
+        sqlx::query(
+            "INSERT INTO dead_letters (source, workflow_key, version, event_type, payload, error) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (source) DO NOTHING",
+        )
+        .bind(&letter.source)
+        .bind(&letter.workflow_key)
+        .bind(version_param(letter.version))
+        .bind(&letter.event_type)
+        .bind(&letter.payload)
+        .bind(&letter.error)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn dead_letters(pool: &PgPool, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+    let rows = sqlx::query(
+        "SELECT source, workflow_key, version, event_type, payload, error FROM dead_letters ORDER BY id DESC LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(crate::DeadLetter {
+                source: row.try_get("source")?,
+                workflow_key: row.try_get("workflow_key")?,
+                version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+                event_type: row.try_get("event_type")?,
+                payload: row.try_get("payload")?,
+                error: row.try_get("error")?,
+            })
+        })
+        .collect()
+}

@@ -286,6 +286,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
+        let _writing = self.writer.lock().await;
+        queue::record_dead_letters(&self.pool, letters).await
+    }
+
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+        queue::dead_letters(&self.pool, limit).await
+    }
+
     async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {
         let _writing = self.writer.lock().await;
         queue::enqueue(&self.pool, actions).await

@@ -137,3 +137,44 @@ pub(super) async fn find_completion(
         rejection_reason: row.try_get("rejection_reason")?,
     }))
 }
+
+pub(super) async fn record_dead_letters(pool: &SqlitePool, letters: &[crate::DeadLetter]) -> StorageResult<()> {
+    let mut tx = pool.begin().await?;
+    for letter in letters {
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO dead_letters (source, workflow_key, version, event_type, payload, error, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}) ON CONFLICT (source) DO NOTHING"
+        )))
+        .bind(&letter.source)
+        .bind(&letter.workflow_key)
+        .bind(i64::try_from(letter.version.get()).unwrap_or(i64::MAX))
+        .bind(&letter.event_type)
+        .bind(&letter.payload)
+        .bind(&letter.error)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn dead_letters(pool: &SqlitePool, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+    let rows = sqlx::query(
+        "SELECT source, workflow_key, version, event_type, payload, error FROM dead_letters ORDER BY id DESC LIMIT ?1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(crate::DeadLetter {
+                source: row.try_get("source")?,
+                workflow_key: row.try_get("workflow_key")?,
+                version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+                event_type: row.try_get("event_type")?,
+                payload: row.try_get("payload")?,
+                error: row.try_get("error")?,
+            })
+        })
+        .collect()
+}
