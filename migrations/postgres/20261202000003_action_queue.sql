@@ -31,3 +31,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error        text        NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Retention deletes published outbox rows by age.
+CREATE INDEX IF NOT EXISTS idx_event_outbox_published_at ON event_outbox (published_at)
+    WHERE published_at IS NOT NULL;

@@ -38,3 +38,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error        TEXT    NOT NULL,
     created_at   INTEGER NOT NULL
 );
+
+-- The relay and pipeline read unpublished rows; retention deletes published ones by age.
+CREATE INDEX IF NOT EXISTS idx_event_outbox_unpublished ON event_outbox (id) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS idx_event_outbox_published_at ON event_outbox (published_at)
+    WHERE published_at IS NOT NULL;

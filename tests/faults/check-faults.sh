@@ -3,7 +3,8 @@
 # (initdb in a temp dir, restarted and killed at will), driven over gRPC by the Python
 # client under load, checked for "nothing lost, nothing applied twice" (tests/faults).
 # Needs target/debug/reducerd (built by cargo; REDUCERD_BIN picks another) and PostgreSQL's
-# server binaries (/usr/lib/postgresql/15/bin; FAULTS_PG_BIN picks others). Extra arguments
+# server binaries (/usr/lib/postgresql/15/bin; FAULTS_PG_BIN picks others); the Kafka tests
+# need the tansu broker (~/.cargo/bin/tansu; FAULTS_TANSU picks another). Extra arguments
 # go to pytest (for example -k queued). Ends with "N passed, N failed".
 set -euo pipefail
 
@@ -13,7 +14,8 @@ venv=$root/.tools/venv
 export REDUCERD_BIN=${REDUCERD_BIN:-$root/target/debug/reducerd}
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r clients/python/requirements-test.txt
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r clients/python/requirements-test.txt \
+  -r tests/faults/requirements.txt
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

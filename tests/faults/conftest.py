@@ -59,6 +59,36 @@ def postgres(pg_template):
     pg.destroy()
 
 
+@pytest.fixture(scope="session")
+def broker_pg_template():
+    """The template of the broker's own cluster: tansu 0.6.0 needs PostgreSQL 16 or later."""
+    bin_dir = harness.broker_pg_bin()
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        pytest.fail(f"no initdb for the broker's database in {bin_dir} (install tests/faults/requirements.txt "
+                    "or set FAULTS_BROKER_PG_BIN to PostgreSQL 16 or later)")
+    data = harness.make_template_cluster(bin_dir)
+    yield bin_dir, data
+    shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def broker(broker_pg_template, tmp_path):
+    """A started tansu broker of this test alone, its records in a PostgreSQL cluster of its
+    own (database tansu), so stopping and restarting it loses nothing. Request it before
+    start_reducerd: the reducerds stop (and drain their outbox) before it does."""
+    if not os.access(harness.TANSU, os.X_OK):
+        pytest.fail(f"no tansu broker at {harness.TANSU} (cargo install tansu, or set FAULTS_TANSU)")
+    bin_dir, template = broker_pg_template
+    storage = harness.Postgres(template, name="tansu", bin_dir=bin_dir)
+    b = harness.Broker(storage, tmp_path)
+    try:
+        b.start()
+        yield b
+    finally:
+        b.stop()
+        storage.destroy()
+
+
 @pytest.fixture
 def start_reducerd(binary, tmp_path):
     """start_reducerd(config, name) -> a started Reducerd; all are stopped after the test."""

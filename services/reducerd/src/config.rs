@@ -69,6 +69,8 @@ pub struct Config {
     pub reducer: ReducerConfig,
     /// Dedup record lifetime and cleanup.
     pub dedup: DedupConfig,
+    /// How long published outbox rows and completions are kept.
+    pub retention: RetentionConfig,
     /// Kafka connection and topics (empty brokers: events stay in process).
     pub kafka: KafkaConfig,
     /// Projection materializer tuning.
@@ -187,6 +189,29 @@ impl Default for DedupConfig {
         Self {
             ttl_seconds: 6 * 3600,
             cleanup_interval_seconds: 300,
+        }
+    }
+}
+
+/// `[retention]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Published outbox rows older than this are deleted (unpublished ones never are).
+    pub outbox_seconds: u64,
+    /// Completions of queued actions older than this are deleted; a later
+    /// WaitForCompletion for them times out.
+    pub completions_seconds: u64,
+    /// How often both are pruned (0 disables pruning).
+    pub interval_seconds: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            outbox_seconds: 7 * 24 * 3600,
+            completions_seconds: 24 * 3600,
+            interval_seconds: 300,
         }
     }
 }

@@ -201,6 +201,14 @@ pub async fn serve(
         ))
     });
 
+    let retention = (app.config.retention.interval_seconds > 0).then(|| {
+        tokio::spawn(maintenance::run_retention(
+            app.store.clone(),
+            app.config.retention.clone(),
+            stop_rx.clone(),
+        ))
+    });
+
     let addr = listener.local_addr()?;
     tracing::info!(
         addr = %addr,
@@ -234,7 +242,7 @@ pub async fn serve(
         let _ = worker.await;
     }
     let _ = stop_tx.send(true);
-    for task in tasks.into_iter().chain(cleanup) {
+    for task in tasks.into_iter().chain(cleanup).chain(retention) {
         let _ = task.await;
     }
     tracing::info!("reducerd stopped");

@@ -1,4 +1,5 @@
-//! Background upkeep: the periodic cleanup of expired dedup records.
+//! Background upkeep: the periodic cleanup of expired dedup records, and retention of
+//! published outbox rows and completions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,5 +27,58 @@ pub async fn run_dedup_cleanup(store: Arc<dyn Store>, interval: Duration, mut st
                 }
             }
         }
+    }
+}
+
+/// Rows deleted per statement, so pruning a large backlog never holds long locks.
+const PRUNE_BATCH: u32 = 5_000;
+
+/// Deletes published outbox rows and completions past their retention every `interval`
+/// until `stop` turns true.
+pub async fn run_retention(
+    store: Arc<dyn Store>,
+    config: crate::config::RetentionConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let outbox = Duration::from_secs(config.outbox_seconds);
+    let completions = Duration::from_secs(config.completions_seconds);
+    let mut ticker = tokio::time::interval(Duration::from_secs(config.interval_seconds.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => prune_all(&store, outbox, completions, &stop).await,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Prunes in batches until a batch comes back short (or the process stops).
+pub async fn prune_all(store: &Arc<dyn Store>, outbox: Duration, completions: Duration, stop: &watch::Receiver<bool>) {
+    let (mut rows, mut done) = (0, 0);
+    loop {
+        match store.prune(outbox, completions, PRUNE_BATCH).await {
+            Ok((r, c)) => {
+                rows += r;
+                done += c;
+                if r < u64::from(PRUNE_BATCH) && c < u64::from(PRUNE_BATCH) || *stop.borrow() {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "pruning failed; retrying next interval");
+                break;
+            }
+        }
+    }
+    if rows + done > 0 {
+        tracing::info!(
+            outbox_rows = rows,
+            completions = done,
+            "published outbox rows and completions past retention removed"
+        );
     }
 }

@@ -84,6 +84,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes dedup records whose expiry has passed by the database clock.
     async fn cleanup_expired(&self) -> StorageResult<u64>;
 
+    /// Deletes, oldest first and at most `limit` of each, outbox rows published longer ago
+    /// than `outbox` and completions recorded longer ago than `completions`, by the database
+    /// clock. Returns how many of each were deleted. Unpublished rows are never deleted.
+    async fn prune(&self, outbox: Duration, completions: Duration, limit: u32) -> StorageResult<(u64, u64)>;
+
     /// Appends events to the outbox on their own (for outcomes that commit no state).
     async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()>;
 

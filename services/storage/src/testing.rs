@@ -309,6 +309,9 @@ impl Store for Instrumented {
     ) -> StorageResult<Option<Completion>> {
         self.inner.find_completion(correlation_id, action_id).await
     }
+    async fn prune(&self, outbox: Duration, completions: Duration, limit: u32) -> StorageResult<(u64, u64)> {
+        self.inner.prune(outbox, completions, limit).await
+    }
     async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
         self.inner.record_dead_letters(letters).await
     }

@@ -59,6 +59,7 @@ conformance!(
     completions_are_kept_per_action,
     queued_actions_are_claimed_in_order_and_leave_when_finished,
     an_unfinished_claim_gives_its_actions_back,
+    retention_prunes_only_published_rows_and_old_completions,
 );
 
 fn key(raw: &str) -> WorkflowKey {

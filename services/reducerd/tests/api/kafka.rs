@@ -402,6 +402,14 @@ impl purereducer_storage::Store for CrashingStore {
     ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Completion>> {
         self.inner.find_completion(correlation_id, action_id).await
     }
+    async fn prune(
+        &self,
+        outbox: Duration,
+        completions: Duration,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<(u64, u64)> {
+        self.inner.prune(outbox, completions, limit).await
+    }
     async fn record_dead_letters(
         &self,
         letters: &[purereducer_storage::DeadLetter],

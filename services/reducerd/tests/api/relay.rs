@@ -97,20 +97,25 @@ async fn drained(server: &TestServer) {
 async fn kill_relay_session(server: &TestServer) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-            .fetch_one(server.pg())
-            .await
-            .expect("locks");
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+        )
+        .fetch_one(server.pg())
+        .await
+        .expect("locks");
         if held > 0 || tokio::time::Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let killed: Vec<bool> =
-        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-            .fetch_all(server.pg())
-            .await
-            .expect("terminate");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_all(server.pg())
+    .await
+    .expect("terminate");
     !killed.is_empty()
 }
 

@@ -161,6 +161,35 @@ impl Store for PgStore {
         }
     }
 
+    async fn prune(
+        &self,
+        outbox: std::time::Duration,
+        completions: std::time::Duration,
+        limit: u32,
+    ) -> StorageResult<(u64, u64)> {
+        let outbox = sqlx::query(
+            "DELETE FROM event_outbox WHERE id IN (SELECT id FROM event_outbox \
+             WHERE published_at IS NOT NULL AND published_at <= now() - make_interval(secs => $1) \
+             ORDER BY published_at LIMIT $2)",
+        )
+        .bind(outbox.as_secs_f64())
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let completions = sqlx::query(
+            "DELETE FROM action_completions WHERE (correlation_id, action_id) IN (SELECT correlation_id, action_id \
+             FROM action_completions WHERE completed_at <= now() - make_interval(secs => $1) \
+             ORDER BY completed_at LIMIT $2)",
+        )
+        .bind(completions.as_secs_f64())
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((outbox, completions))
+    }
+
     async fn cleanup_expired(&self) -> StorageResult<u64> {
         let done = sqlx::query("DELETE FROM action_dedup_log WHERE expires_at <= now()")
             .execute(&self.pool)

@@ -214,6 +214,35 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn prune(
+        &self,
+        outbox: std::time::Duration,
+        completions: std::time::Duration,
+        limit: u32,
+    ) -> StorageResult<(u64, u64)> {
+        let _writing = self.writer.lock().await;
+        let ms = |age: std::time::Duration| i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let outbox = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM event_outbox WHERE id IN (SELECT id FROM event_outbox \
+             WHERE published_at IS NOT NULL AND published_at <= {NOW_MS} - ?1 ORDER BY published_at LIMIT ?2)"
+        )))
+        .bind(ms(outbox))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let completions = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM action_completions WHERE rowid IN (SELECT rowid FROM action_completions \
+             WHERE completed_at <= {NOW_MS} - ?1 ORDER BY completed_at LIMIT ?2)"
+        )))
+        .bind(ms(completions))
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((outbox, completions))
+    }
+
     async fn cleanup_expired(&self) -> StorageResult<u64> {
         let _writing = self.writer.lock().await;
         let done = sqlx::query(AssertSqlSafe(format!(

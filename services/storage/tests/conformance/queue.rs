@@ -178,13 +178,56 @@ async fn postgres_a_singleton_whose_session_dies_knows_it_is_lost() {
         store.try_singleton("relay").await.expect("try").is_none(),
         "held elsewhere"
     );
-    let killed: Vec<bool> =
-        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-            .fetch_all(store.pool())
-            .await
-            .expect("terminate");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("terminate");
     assert_eq!(killed, vec![true]);
     assert!(!held.still_held().await, "the hold died with its session");
     let mut taken = store.try_singleton("relay").await.expect("try").expect("free again");
     assert!(taken.still_held().await);
+}
+
+pub async fn retention_prunes_only_published_rows_and_old_completions(store: Arc<dyn Store>) {
+    use purereducer_core::Version;
+    use std::time::Duration;
+    let event = |version: u64| purereducer_storage::OutboxEvent {
+        workflow_key: "kept".to_owned(),
+        version: Version::new(version),
+        event_type: "StateCommitted".to_owned(),
+        payload: vec![1, 2, 3],
+        headers: serde_json::json!({}),
+    };
+    store.append_events((1..=4).map(event).collect()).await.expect("append");
+    let pending = store.pending_events(10).await.expect("pending");
+    let published: Vec<i64> = pending.iter().take(3).map(|row| row.id).collect();
+    store.mark_published(&published).await.expect("mark");
+    store
+        .record_completion(&completion("old", new_id(), 1))
+        .await
+        .expect("record");
+
+    // Nothing is old enough yet.
+    let day = Duration::from_secs(86_400);
+    assert_eq!(store.prune(day, day, 100).await.expect("prune"), (0, 0));
+    // With no retention, published rows go (in batches) and the unpublished one stays.
+    assert_eq!(
+        store.prune(Duration::ZERO, Duration::ZERO, 2).await.expect("prune"),
+        (2, 1)
+    );
+    assert_eq!(
+        store.prune(Duration::ZERO, Duration::ZERO, 2).await.expect("prune"),
+        (1, 0)
+    );
+    let left = store.pending_events(10).await.expect("pending");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event.version, Version::new(4));
+    assert_eq!(store.find_completion("old", None).await.expect("find"), None);
+    assert_eq!(
+        store.prune(Duration::ZERO, Duration::ZERO, 2).await.expect("prune"),
+        (0, 0)
+    );
 }
