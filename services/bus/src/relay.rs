@@ -43,6 +43,14 @@ pub struct OutboxRelay {
     refusals: Arc<Mutex<HashMap<i64, u32>>>,
 }
 
+/// Resolves once `stop` turns true.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// How long a pass in progress may go on once the process stops.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Permanent refusals of one row before it is dead-lettered.
 pub const REFUSALS_BEFORE_DEAD_LETTER: u32 = 3;
 
@@ -123,7 +131,31 @@ impl OutboxRelay {
                 tracing::warn!("the outbox relay lost its lock; standing by");
                 return RelayEnd::LostLock;
             }
-            let pause = match self.pass().await {
+            // A pass waits for delivery reports, which a broker outage holds back for as long
+            // as it lasts: stopping gives the pass in progress a bounded time to finish, and
+            // what it did not mark stays pending (to be published again, by whoever relays).
+            let pass = self.pass();
+            tokio::pin!(pass);
+            let passed = tokio::select! {
+                passed = &mut pass => passed,
+                () = stopped(&mut stop), if !stopping => {
+                    match tokio::time::timeout(STOP_GRACE, &mut pass).await {
+                        Ok(passed) => passed,
+                        Err(_) => {
+                            tracing::warn!("stopping with outbox rows unpublished; the broker did not answer");
+                            return RelayEnd::Stopped;
+                        }
+                    }
+                }
+            };
+            let passed = match (stopping, passed) {
+                (true, Err(err)) => {
+                    tracing::warn!(error = %err, "outbox relay pass failed while stopping");
+                    return RelayEnd::Stopped;
+                }
+                (_, passed) => passed,
+            };
+            let pause = match passed {
                 Ok(stats) if stats.published == 0 && stats.failed == 0 && stats.dead_lettered == 0 => {
                     failures = 0;
                     if stopping {

@@ -23,6 +23,8 @@ pub struct Topics {
     pub dead_letter: String,
     /// Partitions of created topics.
     pub partitions: i32,
+    /// Replicas of each partition of created topics.
+    pub replication_factor: i32,
 }
 
 impl Topics {
@@ -47,17 +49,37 @@ impl Topics {
     }
 }
 
+impl Topics {
+    /// Checks the settings topic creation uses.
+    pub fn validate(&self) -> Result<(), BusError> {
+        if self.partitions < 1 {
+            return Err(BusError::Config("kafka.partitions must be at least 1".to_owned()));
+        }
+        if self.replication_factor < 1 {
+            return Err(BusError::Config(
+                "kafka.replication_factor must be at least 1".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Creates missing topics. Existing topics are left as they are; a broker that does not
 /// support topic creation is reported and tolerated (the topics may be created by hand).
-pub async fn ensure_topics(brokers: &str, topics: &Topics) -> Result<(), BusError> {
-    if topics.partitions < 1 {
-        return Err(BusError::Config("kafka.partitions must be at least 1".to_owned()));
-    }
+/// Returns `Ok(false)` when the brokers could not be asked (try again later).
+pub async fn ensure_topics(brokers: &str, topics: &Topics) -> Result<bool, BusError> {
+    topics.validate()?;
     let admin: AdminClient<DefaultClientContext> = client_config(brokers, "reducerd-admin").create()?;
     let wanted: Vec<NewTopic<'_>> = topics
         .all()
         .iter()
-        .map(|name| NewTopic::new(name, topics.partitions, TopicReplication::Fixed(1)))
+        .map(|name| {
+            NewTopic::new(
+                name,
+                topics.partitions,
+                TopicReplication::Fixed(topics.replication_factor),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     match admin.create_topics(&wanted, &options).await {
@@ -69,8 +91,22 @@ pub async fn ensure_topics(brokers: &str, topics: &Topics) -> Result<(), BusErro
                     Err((name, code)) => tracing::warn!(topic = %name, ?code, "topic not created"),
                 }
             }
+            Ok(true)
         }
-        Err(err) => tracing::warn!(error = %err, "topic creation unavailable; expecting the topics to exist"),
+        Err(err)
+            if matches!(
+                err.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::OperationTimedOut)
+                    | Some(RDKafkaErrorCode::BrokerTransportFailure)
+                    | Some(RDKafkaErrorCode::AllBrokersDown)
+            ) =>
+        {
+            tracing::warn!(error = %err, "the brokers did not answer topic creation; trying again");
+            Ok(false)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "topic creation unavailable; expecting the topics to exist");
+            Ok(true)
+        }
     }
-    Ok(())
 }

@@ -234,6 +234,9 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Partitions of topics created at start-up.
     pub partitions: i32,
+    /// Replicas of each partition of topics created at start-up (3 for a production
+    /// cluster; 1 for a single broker).
+    pub replication_factor: i32,
 }
 
 impl Default for KafkaConfig {
@@ -246,6 +249,7 @@ impl Default for KafkaConfig {
             intents_topic: "omninode_bridge.onex.evt.intent.v1".to_owned(),
             dead_letter_topic: "omninode_bridge.onex.dlq.projection.v1".to_owned(),
             partitions: 6,
+            replication_factor: 1,
         }
     }
 }

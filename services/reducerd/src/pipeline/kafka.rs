@@ -69,11 +69,16 @@ impl KafkaMaterializer {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::warn!(error = %err, "consume failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if !super::pause(Duration::from_millis(200), &mut stop).await {
+                        return;
+                    }
                     continue;
                 }
             };
-            self.apply(&batch).await;
+            if !self.apply(&batch, &mut stop).await {
+                // Stopping during an outage: the offsets stay, the group delivers it again.
+                return;
+            }
             if let Err(err) = commit_batch(&self.consumer, &batch) {
                 // The database already has the batch; a redelivery is skipped by watermark.
                 tracing::warn!(error = %err, "offset commit failed");
@@ -81,8 +86,9 @@ impl KafkaMaterializer {
         }
     }
 
-    /// Applies a batch durably; never returns before every event is applied or dead-lettered.
-    async fn apply(&self, batch: &[OwnedMessage]) {
+    /// Applies a batch durably; returns once every event is applied or dead-lettered (true),
+    /// or when the process stops during an outage (false: nothing may be committed).
+    async fn apply(&self, batch: &[OwnedMessage], stop: &mut watch::Receiver<bool>) -> bool {
         let mut updates = Vec::with_capacity(batch.len());
         let mut times = super::CommitTimes::new();
         // One consume span per event, continuing the trace its publish started; the
@@ -103,7 +109,10 @@ impl KafkaMaterializer {
             spans.push((consume, apply));
             match self.update_of(message, &mut times) {
                 Ok(update) => updates.push(update),
-                Err(reason) => updates.push(self.dead_letter(message, &reason).await),
+                Err(reason) => match self.dead_letter(message, &reason, stop).await {
+                    Some(update) => updates.push(update),
+                    None => return false,
+                },
             }
         }
         let mut attempt = 0u32;
@@ -112,20 +121,24 @@ impl KafkaMaterializer {
             match self.store.apply_projections(&updates).await {
                 Ok(stats) => {
                     self.announce(stats, &times);
-                    return;
+                    return true;
                 }
                 // An outage only delays: never skip past events because the database is down.
                 Err(StorageError::Unavailable(detail)) => {
                     tracing::warn!(%detail, "database unavailable; retrying the batch");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10)))).await;
+                    if !super::pause(crate::engine::outage_backoff(attempt), stop).await {
+                        return false;
+                    }
                 }
                 Err(err) if attempt < POISON_ATTEMPTS => {
                     tracing::warn!(error = %err, attempt, "batch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if !super::pause(Duration::from_millis(100), stop).await {
+                        return false;
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "batch keeps failing; isolating the failing events");
-                    return self.apply_one_by_one(batch, updates, &times).await;
+                    return self.apply_one_by_one(batch, updates, &times, stop).await;
                 }
             }
         }
@@ -136,7 +149,8 @@ impl KafkaMaterializer {
         batch: &[OwnedMessage],
         updates: Vec<ProjectionUpdate>,
         times: &super::CommitTimes,
-    ) {
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
         for (message, update) in batch.iter().zip(updates) {
             let mut attempt = 0;
             loop {
@@ -146,21 +160,30 @@ impl KafkaMaterializer {
                         self.announce(stats, times);
                         break;
                     }
-                    Err(StorageError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+                    Err(StorageError::Unavailable(_)) => {
+                        if !super::pause(crate::engine::outage_backoff(attempt), stop).await {
+                            return false;
+                        }
+                    }
                     Err(err) if attempt < POISON_ATTEMPTS => {
                         tracing::warn!(error = %err, attempt, "event failed; retrying")
                     }
                     Err(err) => {
-                        let skip = self.dead_letter(message, &err.to_string()).await;
+                        let Some(skip) = self.dead_letter(message, &err.to_string(), stop).await else {
+                            return false;
+                        };
                         while let Err(err) = self.store.apply_projections(std::slice::from_ref(&skip)).await {
                             tracing::warn!(error = %err, "cannot move the watermark past a dead-lettered event; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            if !super::pause(Duration::from_millis(500), stop).await {
+                                return false;
+                            }
                         }
                         break;
                     }
                 }
             }
         }
+        true
     }
 
     fn update_of(&self, message: &OwnedMessage, times: &mut super::CommitTimes) -> Result<ProjectionUpdate, String> {
@@ -180,8 +203,13 @@ impl KafkaMaterializer {
     }
 
     /// Sends a message to the dead-letter topic (waiting for delivery) and returns the
-    /// update that moves the watermark past it.
-    async fn dead_letter(&self, message: &OwnedMessage, reason: &str) -> ProjectionUpdate {
+    /// update that moves the watermark past it; `None` when the process stops first.
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        reason: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<ProjectionUpdate> {
         tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %reason, "event dead-lettered");
         crate::metrics::metrics().projections_failed.add(1, &[]);
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
@@ -205,16 +233,18 @@ impl KafkaMaterializer {
                 Ok(_) => break,
                 Err((err, _)) => {
                     tracing::warn!(error = %err, "dead-letter publish failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if !super::pause(Duration::from_millis(500), stop).await {
+                        return None;
+                    }
                 }
             }
         }
-        ProjectionUpdate {
+        Some(ProjectionUpdate {
             topic: message.topic().to_owned(),
             partition: message.partition(),
             offset: message.offset(),
             row: None,
-        }
+        })
     }
 
     fn announce(&self, stats: purereducer_storage::ApplyStats, times: &super::CommitTimes) {
@@ -262,7 +292,9 @@ pub async fn run_action_consumer(
             Ok(batch) => batch,
             Err(err) => {
                 tracing::warn!(error = %err, "consume failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !super::pause(Duration::from_millis(200), &mut stop).await {
+                    break;
+                }
                 continue;
             }
         };
@@ -307,8 +339,29 @@ fn commit_offsets(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
     }
 }
 
-/// Feeds `Subscribe` from the event topics.
-pub async fn run_event_feed(consumer: StreamConsumer, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+/// Feeds `Subscribe` from the event topics, from the moment the brokers answer (asked
+/// again with backoff while they do not).
+pub async fn run_event_feed(brokers: String, topics: Vec<String>, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0;
+    let consumer = loop {
+        let (brokers, topics) = (brokers.clone(), topics.clone());
+        // Positioning reads metadata synchronously.
+        let made = tokio::task::spawn_blocking(move || {
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            purereducer_bus::consumer::tail_consumer(&brokers, &topics)
+        })
+        .await;
+        match made {
+            Ok(Ok(consumer)) => break consumer,
+            Ok(Err(err)) => tracing::warn!(error = %err, "the event feed cannot reach Kafka yet; retrying"),
+            Err(err) => tracing::warn!(error = %err, "the event feed's set-up failed; retrying"),
+        }
+        failures += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(crate::engine::outage_backoff(failures)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    };
     loop {
         let message = tokio::select! {
             message = consumer.recv() => message.map(|m| m.detach()),
@@ -321,7 +374,9 @@ pub async fn run_event_feed(consumer: StreamConsumer, hub: Arc<Hub>, mut stop: w
             },
             Err(err) => {
                 tracing::warn!(error = %err, "event feed consume failed");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !super::pause(Duration::from_millis(200), &mut stop).await {
+                    return;
+                }
             }
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use purereducer_bus::Topics;
-use purereducer_bus::consumer::{group_consumer, tail_consumer};
+use purereducer_bus::consumer::group_consumer;
 use purereducer_bus::relay::OutboxRelay;
 use purereducer_core::Action;
 use purereducer_storage::{Store, channels};
@@ -126,8 +126,16 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
         actions: kafka.actions_topic.clone(),
         dead_letter: kafka.dead_letter_topic.clone(),
         partitions: kafka.partitions,
+        replication_factor: kafka.replication_factor,
     };
-    purereducer_bus::topics::ensure_topics(&brokers, &topics).await?;
+    // Kafka may be down at start-up: topics are created, and the event feed joins, once it
+    // answers; everything else already retries on its own.
+    topics.validate()?;
+    pipeline.tasks.push(tokio::spawn(create_topics(
+        brokers.clone(),
+        topics.clone(),
+        context.stop.clone(),
+    )));
     if context.runs("canonical-store") || context.runs("reducer-service") {
         let producer = purereducer_bus::reliable_producer(&brokers, "reducerd-relay")?;
         let relay = OutboxRelay::new(
@@ -179,12 +187,14 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
         )));
     }
     if context.runs("event-bus") {
-        let feed = tail_consumer(
-            &brokers,
-            &[&topics.state_committed, &topics.reducer_gave_up, &topics.intents],
-        )?;
+        let feed_topics = vec![
+            topics.state_committed.clone(),
+            topics.reducer_gave_up.clone(),
+            topics.intents.clone(),
+        ];
         pipeline.tasks.push(tokio::spawn(kafka::run_event_feed(
-            feed,
+            brokers.clone(),
+            feed_topics,
             context.hub.clone(),
             context.stop.clone(),
         )));
@@ -213,6 +223,41 @@ async fn run_relay(relay: OutboxRelay, store: Arc<dyn Store>, mut stop: watch::R
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Waits `pause`, or less if the process stops; returns false once it is stopping.
+pub(crate) async fn pause(pause: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = stop.wait_for(|stop| *stop) => false,
+    }
+}
+
+/// Creates the topics, asking again with backoff while the brokers do not answer.
+async fn create_topics(brokers: String, topics: Topics, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0;
+    loop {
+        let asked = tokio::select! {
+            asked = purereducer_bus::topics::ensure_topics(&brokers, &topics) => asked,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        match asked {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "topics cannot be created");
+                return;
+            }
+        }
+        failures += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(crate::engine::outage_backoff(failures)) => {}
             _ = stop.wait_for(|stop| *stop) => return,
         }
     }

@@ -507,6 +507,7 @@ async fn a_materializer_killed_mid_batch_and_restarted_applies_every_event_once(
                 actions: topics.actions_topic.clone(),
                 dead_letter: topics.dead_letter_topic.clone(),
                 partitions: PARTITIONS,
+                replication_factor: 1,
             },
             store,
             hub: reducerd::hub::Hub::new(),

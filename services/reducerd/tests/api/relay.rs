@@ -249,3 +249,19 @@ async fn an_event_the_producer_refuses_is_dead_lettered_and_only_its_key_waits_f
     assert_eq!(flowing, 10);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_starts_and_commits_while_kafka_is_unreachable() {
+    // Nothing listens on port 1: the brokers never answer during this test.
+    let server = start(Backend::Postgres, |config| {
+        kafka_config(config, "127.0.0.1:1", "projection-materializer");
+    })
+    .await;
+    let reply = handle(&server, action(&new_id(), "offline", "merge", "set", json!({"a": 1})))
+        .await
+        .expect("handled while Kafka is down");
+    assert_eq!(ActionStatus::try_from(reply.status), Ok(ActionStatus::Committed));
+    // The commit waits in the outbox for the brokers.
+    assert_eq!(unpublished(&server).await, 1);
+    server.stop().await;
+}
