@@ -87,7 +87,8 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             .push(tokio::spawn(bridge(notes, context.hub.clone(), context.stop.clone())));
     }
     let projection = &context.config.projection;
-    let batch_timeout = Duration::from_millis(projection.batch_timeout_ms);
+    // A polling interval of 0 would make every idle loop spin.
+    let batch_timeout = Duration::from_millis(projection.batch_timeout_ms).max(MIN_POLL);
     let brokers = context.config.kafka.brokers.trim().to_owned();
     if brokers.is_empty() {
         if context.runs("projection-materializer") {
@@ -111,7 +112,7 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
                 hub: context.hub.clone(),
                 max_payload: context.config.server.max_payload_bytes,
                 max_claim: u32::try_from(projection.max_records).unwrap_or(500).max(1),
-                poll: batch_timeout.max(Duration::from_millis(10)),
+                poll: batch_timeout,
             };
             pipeline.tasks.push(tokio::spawn(worker.run(context.stop.clone())));
         }
@@ -227,6 +228,9 @@ async fn run_relay(relay: OutboxRelay, store: Arc<dyn Store>, mut stop: watch::R
         }
     }
 }
+
+/// The shortest polling interval any loop of the pipeline uses.
+const MIN_POLL: Duration = Duration::from_millis(10);
 
 /// Waits `pause`, or less if the process stops; returns false once it is stopping.
 pub(crate) async fn pause(pause: Duration, stop: &mut watch::Receiver<bool>) -> bool {
