@@ -63,7 +63,7 @@ clients/tests/run.sh 2>&1 | tee "$logs/clients.log"
 step "live metrics: Prometheus scrapes reducerd under load and answers every runbook query"
 deploy/tests/check-live.sh 2>&1 | tee "$logs/live.log"
 
-step "faults: PostgreSQL and reducerd killed and restarted under load, nothing lost or applied twice"
+step "faults: PostgreSQL, reducerd and the broker killed and restarted under load, nothing lost or applied twice"
 tests/faults/check-faults.sh 2>&1 | tee "$logs/faults.log"
 
 # One closing line over every runner above.

@@ -1,5 +1,6 @@
 """Fixtures of the fault suite: a private copy of the reducerd binary, a PostgreSQL cluster
-per test (copied from one initdb per session), reducerd processes, and the figures report
+per test (copied from one initdb per session), reducerd processes, a tansu broker for the
+Kafka tests (its records in a PostgreSQL 16+ cluster of its own), and the figures report
 printed at the end of the run (one `FAULT ...` line per test)."""
 
 from __future__ import annotations

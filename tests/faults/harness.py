@@ -13,8 +13,13 @@ The pieces, each usable alone:
   (mode "handle") or `PublishAction` + `WaitForCompletion` (mode "queued"), each action with
   its own id, retried with that same id on UNAVAILABLE / DEADLINE_EXCEEDED, moving to the
   next server address when one is unavailable. It records what was acknowledged.
+- `Broker`: one tansu broker (Kafka protocol) whose topics, records and committed offsets
+  live in PostgreSQL, so `stop` (SIGTERM) or `kill` (SIGKILL) and `start` again lose nothing;
+  on a fixed port, like `Reducerd`.
 - `run_scenario`: starts a load, injects faults after given numbers of acknowledgements
-  (never after a time), waits for the load, settles, verifies and returns `Figures`.
+  (never after a time), waits for the load, settles, verifies and returns `Figures`; given
+  the broker (Kafka mode), it also reads the state-committed topic back and checks it per
+  key (`verify_topic`, `check_topic`).
 
 Every action's payload is {"m": {"<action_id>": true}}: the merge reducer (RFC 7396) adds
 that member to the key's state, so a state is the set of actions applied to it and, since
@@ -22,9 +27,8 @@ each applied action adds exactly 1 to the version, version == number of members 
 something was applied twice.
 
 Kafka: `ReducerdConfig.kafka_brokers` puts the brokers in the config; a broker fault is one
-more entry of `run_scenario(faults=[...])`, for example
-`Fault(0.4, broker.restart, "broker_restart")` around a broker object (a fixture like
-`postgres`); nothing else needs to change.
+more entry of `run_scenario(faults=[...])` around the `broker` fixture (test_kafka_faults.py),
+and `run_scenario(..., broker=broker)` adds the topic figures.
 """
 
 from __future__ import annotations
@@ -254,7 +258,7 @@ class Postgres:
 
     def _others(self, user: str = "") -> str:
         only = f" AND usename = '{user}'" if user else ""
-        return ("SELECT pid, state, wait_event_type, wait_event, usename FROM pg_stat_activity "
+        return ("SELECT pid, state, wait_event_type, wait_event, usename, query FROM pg_stat_activity "
                 f"WHERE datname = '{self.name}' AND pid <> pg_backend_pid(){only}")
 
     def create_user(self, user: str) -> str:
@@ -276,26 +280,28 @@ class Postgres:
                 return n
             time.sleep(0.005)
 
-    def terminate_backends(self) -> int:
-        """pg_terminate_backend of every connection to the test database but our own."""
+    def terminate_backends(self, user: str = "") -> int:
+        """pg_terminate_backend of every connection to the test database but our own (only
+        `user`'s when given)."""
+        only = f" AND usename = '{user}'" if user else ""
         out = self.psql("SELECT count(*) FILTER (WHERE t) FROM (SELECT pg_terminate_backend(pid) AS t "
-                        f"FROM pg_stat_activity WHERE datname = '{self.name}' AND pid <> pg_backend_pid()) s",
+                        f"FROM pg_stat_activity WHERE datname = '{self.name}' AND pid <> pg_backend_pid(){only}) s",
                         db="postgres")
         return int(out or 0)
 
     @contextlib.contextmanager
-    def hold_writes(self):
-        """Holds an EXCLUSIVE lock on workflow_state from another session until the block
-        ends (or until that session is terminated by the fault itself)."""
+    def hold_writes(self, table: str = "workflow_state"):
+        """Holds an EXCLUSIVE lock on `table` (workflow_state) from another session until the
+        block ends (or until that session is terminated by the fault itself)."""
         locker = subprocess.Popen([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                                    "-d", self.name, "-qtAX", "-v", "ON_ERROR_STOP=1"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            locker.stdin.write("BEGIN;\nLOCK TABLE workflow_state IN EXCLUSIVE MODE;\nSELECT 'locked';\n")
+            locker.stdin.write(f"BEGIN;\nLOCK TABLE {table} IN EXCLUSIVE MODE;\nSELECT 'locked';\n")
             locker.stdin.flush()
             line = locker.stdout.readline()
             if line.strip() != "locked":
-                raise RuntimeError(f"could not lock workflow_state: {line}")
+                raise RuntimeError(f"could not lock {table}: {line}")
             yield
         finally:
             try:

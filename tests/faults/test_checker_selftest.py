@@ -5,7 +5,7 @@ figure it belongs to. A few seconds in all."""
 import pytest
 
 from fake_reducerd import Defects, serve
-from harness import Settings, run_scenario
+from harness import TOPIC_FIGURES, Figures, Settings, check_topic, run_scenario
 
 SMALL = Settings(actions=600, keys=20, workers=8, settle_s=3.0, retry_s=10.0, inline_wait_ms=500)
 
@@ -40,3 +40,63 @@ def test_each_defect_is_caught(mode, defects, figure):
     assert getattr(figures, figure) > 0, figures.line()
     assert any(p.startswith(figure) for p in figures.problems()), figures.line()
 
+
+
+# The topic check of the Kafka tests (harness.check_topic), on records made here: each
+# defect shows up in its figure, and exact re-sends are counted but are no problem.
+
+def topic_record(key, version, members, offset, partition=0, record_key=None):
+    from purereducer.pb import events_pb2
+
+    event = events_pb2.Event(state_committed=events_pb2.StateCommitted(workflow_key=key, version=version))
+    event.state_committed.state.update({"m": {m: True for m in members}})
+    return (partition, offset, (record_key or key).encode(), event.SerializeToString())
+
+
+def topic_figures(versions, canonical_version=3, **kw):
+    """Records of key k with the given versions (member "a<v>" added at version v) against a
+    canonical state at canonical_version."""
+    records = [topic_record("k", v, [f"a{i}" for i in range(1, v + 1)], offset) for offset, v in enumerate(versions)]
+    state = {"m": {f"a{i}": True for i in range(1, canonical_version + 1)}}
+    found, examples = check_topic(records, {"k": (canonical_version, state)})
+    figures = Figures("selftest", "handle", kafka=True)
+    for name in TOPIC_FIGURES:
+        setattr(figures, name, found.get(name, 0))
+    return figures, examples
+
+
+def test_topic_in_order_passes():
+    figures, examples = topic_figures([1, 2, 3])
+    assert figures.problems() == [] and figures.topic_events == 3, (figures.line(), examples)
+
+
+def test_topic_exact_resend_is_counted_not_a_problem():
+    figures, examples = topic_figures([1, 2, 3, 2, 3])
+    assert figures.problems() == [] and figures.resent_in_topic == 2, (figures.line(), examples)
+
+
+@pytest.mark.parametrize("versions,canonical,figure", [
+    ([1, 3], 3, "topic_gaps"),
+    ([1, 3], 3, "topic_missing"),
+    ([1, 3, 2], 3, "topic_reordered"),
+    ([1, 2], 3, "topic_missing"),
+    ([1, 2, 3, 4], 3, "topic_beyond"),
+])
+def test_topic_defect_is_caught(versions, canonical, figure):
+    figures, examples = topic_figures(versions, canonical)
+    assert getattr(figures, figure) > 0, (figures.line(), examples)
+    assert any(p.startswith(figure) for p in figures.problems()), figures.line()
+
+
+def test_topic_conflict_state_mismatch_and_malformed_are_caught():
+    state = {"m": {"a1": True, "a2": True}}
+    records = [topic_record("k", 1, ["a1"], 0), topic_record("k", 2, ["a1", "a2"], 1),
+               topic_record("k", 2, ["a1", "zz"], 2)]  # v2 again, other bytes
+    found, _ = check_topic(records, {"k": (2, state)})
+    assert found["topic_conflicts"] == 1 and found["resent_in_topic"] == 0, found
+    found, _ = check_topic([topic_record("k", 1, ["a1"], 0), topic_record("k", 2, ["a1", "zz"], 1)],
+                           {"k": (2, state)})
+    assert found["topic_state_mismatch"] == 1, found
+    found, _ = check_topic([topic_record("k", 1, ["a1"], 0, record_key="other"), (0, 1, b"k", b"\xff\xff"),
+                            topic_record("k", 2, ["a1", "a2"], 0, partition=1)], {"k": (2, state)})
+    assert found["topic_malformed"] == 3, found

@@ -26,6 +26,9 @@ pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<Str
         // A fetch returns as soon as there is data; with no data the broker answers within
         // this bound, so a lone event never waits for the default 500 ms.
         .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
+        // A subscribed topic created after the subscription (Kafka was down at start-up) is
+        // found within this bound rather than librdkafka's default 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "5000")
         .create()?;
     consumer.subscribe(topics)?;
     Ok(consumer)

@@ -129,14 +129,22 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
         partitions: kafka.partitions,
         replication_factor: kafka.replication_factor,
     };
-    // Kafka may be down at start-up: topics are created, and the event feed joins, once it
-    // answers; everything else already retries on its own.
+    // Topics should exist before the consumers subscribe (a consumer that subscribes to a
+    // missing topic only notices it at its next metadata refresh). Kafka may be down at
+    // start-up, though: then they are created, and the event feed joins, once it answers.
     topics.validate()?;
-    pipeline.tasks.push(tokio::spawn(create_topics(
-        brokers.clone(),
-        topics.clone(),
-        context.stop.clone(),
-    )));
+    let created = tokio::time::timeout(
+        Duration::from_secs(10),
+        purereducer_bus::topics::ensure_topics(&brokers, &topics),
+    )
+    .await;
+    if !matches!(created, Ok(Ok(true))) {
+        pipeline.tasks.push(tokio::spawn(create_topics(
+            brokers.clone(),
+            topics.clone(),
+            context.stop.clone(),
+        )));
+    }
     if context.runs("canonical-store") || context.runs("reducer-service") {
         let producer = purereducer_bus::reliable_producer(&brokers, "reducerd-relay")?;
         let relay = OutboxRelay::new(
