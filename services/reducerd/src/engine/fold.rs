@@ -9,7 +9,7 @@ use purereducer_core::{ActionId, Outcome, ReducerSpec, Version, WorkflowKey};
 use purereducer_storage::{CommitRequest, ProcessedRecord};
 use tracing::Instrument as _;
 
-use super::owner::{ActionJob, DirectJob, Job};
+use super::job::{ActionJob, DirectJob, Job};
 use super::plan::{DirectOutcome, Fold, Held, decide, duplicate};
 use super::{Shared, unknown_type};
 use crate::metrics::{metrics, workflow_labels};

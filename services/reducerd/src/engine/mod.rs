@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`owner`]: one owner task per slice of the key space; mailboxes, held state, rounds
 //!   that group-commit many keys in one transaction.
+//! - `job`: the work an owner takes (actions and direct compare-and-sets).
 //! - `fold`: one key's part of a round, its jobs folded into one commit request.
 //! - [`plan`]: the pure part — deciding an action and folding decisions into one commit.
 //! - [`remote`]: remote reducers over gRPC, answering in domain terms.
@@ -14,6 +15,7 @@
 
 pub mod error;
 mod fold;
+mod job;
 mod owner;
 pub mod plan;
 pub mod remote;
@@ -32,8 +34,9 @@ use purereducer_storage::{Store, StoredState};
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::error::EngineError;
+use self::job::{ActionJob, DirectJob, Job};
+use self::owner::Owner;
 pub use self::owner::outage_backoff;
-use self::owner::{ActionJob, DirectJob, Job, Owner};
 pub use self::plan::{DirectCommit, DirectOutcome, Provenance};
 use self::remote::RemoteReducers;
 use crate::config::OwnerLimits;
