@@ -35,6 +35,20 @@ pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     config
 }
 
+/// The headers every dead-letter record carries: why, and where the event came from.
+pub fn dead_letter_headers(reason: &str, source: &str) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "error",
+            value: Some(reason.as_bytes()),
+        })
+        .insert(Header {
+            key: "source",
+            value: Some(source.as_bytes()),
+        })
+}
+
 /// The producers' `message.max.bytes`: the largest record reducerd sends.
 pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
 

@@ -278,15 +278,7 @@ impl OutboxRelay {
             let reason = err.to_string();
             let source = format!("outbox/{}", row.id);
             let version = row.event.version.get().to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "error",
-                    value: Some(reason.as_bytes()),
-                })
-                .insert(Header {
-                    key: "source",
-                    value: Some(source.as_bytes()),
-                })
+            let headers = crate::dead_letter_headers(&reason, &source)
                 .insert(Header {
                     key: "event_type",
                     value: Some(row.event.event_type.as_bytes()),

@@ -175,27 +175,37 @@ impl Instrumented {
         self.apply_outages.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn apply_fails(&self) -> StorageResult<()> {
-        let failing = self
-            .apply_outages
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok();
-        if failing {
-            return Err(crate::StorageError::Unavailable(
-                "connection refused (injected)".to_owned(),
-            ));
-        }
-        Ok(())
-    }
-
     /// Runs `interference` before every later `commit_batch`.
     pub fn interfere(&self, interference: Interference) {
         *self.interference.lock().expect("interference") = Some(interference);
     }
+
+    /// A commit as the wrapper plays it: paused, failed as an outage, interfered with, or
+    /// passed on.
+    async fn commit_batch_inner(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
+        let pause = self.pause.lock().expect("pause").take();
+        if let Some((entered, wait)) = pause {
+            entered.notify_one();
+            let _ = wait.await;
+        }
+        injected_outage(&self.outages)?;
+        let interference = self.interference.lock().expect("interference").clone();
+        if let Some(interference) = interference {
+            interference(requests.iter().map(|r| r.key.as_str().to_owned()).collect()).await;
+        }
+        self.inner.commit_batch(requests).await
+    }
+}
+
+/// Fails as a database outage would while `left` counts down from what a test injected.
+fn injected_outage(left: &std::sync::atomic::AtomicU32) -> StorageResult<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    if left.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+        return Err(crate::StorageError::Unavailable(
+            "connection refused (injected)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -210,37 +220,7 @@ impl Store for Instrumented {
         self.inner.snapshot(key, action_id).await
     }
     async fn commit_batch(&self, requests: &[CommitRequest]) -> StorageResult<Vec<CommitResult>> {
-        let pause = self.pause.lock().expect("pause").take();
-        if let Some((entered, wait)) = pause {
-            entered.notify_one();
-            let _ = wait.await;
-        }
-        let failing = self
-            .outages
-            .fetch_update(
-                std::sync::atomic::Ordering::SeqCst,
-                std::sync::atomic::Ordering::SeqCst,
-                |n| n.checked_sub(1),
-            )
-            .is_ok();
-        if failing {
-            let record = BatchRecord {
-                requests: requests
-                    .iter()
-                    .map(|r| (r.key.as_str().to_owned(), crate::model::CommitRequestSummary::of(r)))
-                    .collect(),
-                results: Vec::new(),
-            };
-            self.batches.lock().expect("batches").push(record);
-            return Err(crate::StorageError::Unavailable(
-                "connection refused (injected)".to_owned(),
-            ));
-        }
-        let interference = self.interference.lock().expect("interference").clone();
-        if let Some(interference) = interference {
-            interference(requests.iter().map(|r| r.key.as_str().to_owned()).collect()).await;
-        }
-        let result = self.inner.commit_batch(requests).await;
+        let result = self.commit_batch_inner(requests).await;
         let record = BatchRecord {
             requests: requests
                 .iter()
@@ -279,7 +259,7 @@ impl Store for Instrumented {
         self.inner.mark_published(ids).await
     }
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
-        self.apply_fails()?;
+        injected_outage(&self.apply_outages)?;
         self.inner.apply_projections(updates).await
     }
     async fn apply_and_mark_published(
@@ -287,7 +267,7 @@ impl Store for Instrumented {
         updates: &[ProjectionUpdate],
         published: &[i64],
     ) -> StorageResult<ApplyStats> {
-        self.apply_fails()?;
+        injected_outage(&self.apply_outages)?;
         self.inner.apply_and_mark_published(updates, published).await
     }
     async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {

@@ -64,7 +64,7 @@ impl StateLimits {
     }
 
     /// Why `state` nests too deeply, if it does.
-    pub fn depth_error(&self, state: &JsonObject) -> Option<String> {
+    fn depth_error(&self, state: &JsonObject) -> Option<String> {
         let depth = 1 + state.values().map(json_depth).max().unwrap_or(0);
         (depth > MAX_STATE_DEPTH)
             .then(|| format!("the new state nests {depth} levels deep; the limit is {MAX_STATE_DEPTH} levels"))
@@ -365,11 +365,6 @@ impl Fold {
         let version = commit.expected.next();
         let provenance = &commit.provenance;
         let hash = result_hash(ActionStatus::Committed, version, Some(&commit.state), &[], None);
-        if let Some(reason) = self.limits.depth_error(&commit.state) {
-            return Err(EngineError::InvalidArgument(vec![purereducer_core::FieldError::new(
-                "state", reason,
-            )]));
-        }
         let context = CommitContext {
             workflow_key: commit.key.as_str(),
             namespace: namespace.as_str(),

@@ -213,15 +213,7 @@ impl KafkaMaterializer {
         tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %reason, "event dead-lettered");
         crate::metrics::metrics().projections_failed.add(1, &[]);
         let source = format!("{}/{}/{}", message.topic(), message.partition(), message.offset());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "error",
-                value: Some(reason.as_bytes()),
-            })
-            .insert(Header {
-                key: "source",
-                value: Some(source.as_bytes()),
-            });
+        let headers = purereducer_bus::dead_letter_headers(reason, &source);
         let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
         loop {
