@@ -13,17 +13,18 @@ use serde_json::json;
 
 use crate::support::{Backend, action, handle, new_id, start, start_on_same_database};
 
-fn broker() -> Option<String> {
-    let broker = std::env::var("PURE_REDUCER_TEST_KAFKA").ok().filter(|b| !b.is_empty());
-    if broker.is_none() {
-        eprintln!("PURE_REDUCER_TEST_KAFKA is not set: scripts/test.sh starts a broker and sets it");
-    }
-    broker
+/// The broker the tests run against; a missing one fails the test rather than passing it
+/// unseen.
+fn broker() -> String {
+    std::env::var("PURE_REDUCER_TEST_KAFKA")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .expect("PURE_REDUCER_TEST_KAFKA names no broker: scripts/test.sh starts one (tansu) and sets it")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn real_broker_carries_commits_queued_actions_and_subscriptions() {
-    let Some(brokers) = broker() else { return };
+    let brokers = broker();
     // Fresh topic names per run: the broker outlives single tests.
     let run = new_id();
     let tune = |config: &mut reducerd::config::Config| {
