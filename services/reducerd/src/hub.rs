@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use purereducer_api::v1;
+use purereducer_core::ActionId;
+use purereducer_storage::Completion;
 use tokio::sync::{Notify, broadcast};
 
 /// Capacity of each broadcast channel; a slower receiver sees `Lagged` and re-reads state.
@@ -30,7 +32,7 @@ pub struct Hub {
     events: broadcast::Sender<Arc<PublishedEvent>>,
     projections: broadcast::Sender<(String, u64)>,
     /// Waiters by correlation id: a completion wakes its own waiters only, not every one.
-    completions: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
+    completions: Mutex<HashMap<String, Vec<Arc<Registration>>>>,
     outbox: Arc<Notify>,
     queue: Notify,
 }
@@ -82,7 +84,7 @@ impl Hub {
     pub fn resync(&self) {
         let waiters = std::mem::take(&mut *self.waiters());
         for waiter in waiters.into_values().flatten() {
-            waiter.notify_one();
+            waiter.notify.notify_one();
         }
         self.queue.notify_one();
         let _ = self.projections.send((String::new(), u64::MAX));
@@ -108,11 +110,26 @@ impl Hub {
         self.projections.subscribe()
     }
 
-    /// Announces that a queued action completed: wakes the waiters of that correlation id.
+    /// Announces that a queued action completed (in another process): wakes the waiters of
+    /// that correlation id to look it up.
     pub fn completed(&self, correlation_id: String) {
         let waiters = self.waiters().remove(&correlation_id);
         for waiter in waiters.into_iter().flatten() {
-            waiter.notify_one();
+            waiter.notify.notify_one();
+        }
+    }
+
+    /// Announces a completion this process recorded, handing it to the waiters of its
+    /// correlation id so they need not read it back.
+    pub fn completed_here(&self, completion: &Completion) {
+        let waiters = self.waiters().remove(&completion.correlation_id);
+        for waiter in waiters.into_iter().flatten() {
+            waiter
+                .handed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(completion.clone());
+            waiter.notify.notify_one();
         }
     }
 
@@ -120,19 +137,19 @@ impl Hub {
     /// the database, so a completion between the two is not missed. Each registration is
     /// woken at most once; register again to keep waiting.
     pub fn completion_waiter(&self, correlation_id: &str) -> CompletionWaiter<'_> {
-        let notify = Arc::new(Notify::new());
+        let registration = Arc::new(Registration::default());
         self.waiters()
             .entry(correlation_id.to_owned())
             .or_default()
-            .push(notify.clone());
+            .push(registration.clone());
         CompletionWaiter {
             hub: self,
             correlation_id: correlation_id.to_owned(),
-            notify,
+            registration,
         }
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Notify>>>> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Arc<Registration>>>> {
         // A panic elsewhere while holding the lock leaves the map usable.
         self.completions
             .lock()
@@ -140,18 +157,37 @@ impl Hub {
     }
 }
 
+/// What a waiter is woken with.
+#[derive(Debug, Default)]
+struct Registration {
+    notify: Notify,
+    /// Completions recorded by this process, handed over with the wake-up.
+    handed: Mutex<Vec<Completion>>,
+}
+
 /// One registration for a completion; dropping it unregisters.
 #[derive(Debug)]
 pub struct CompletionWaiter<'a> {
     hub: &'a Hub,
     correlation_id: String,
-    notify: Arc<Notify>,
+    registration: Arc<Registration>,
 }
 
 impl CompletionWaiter<'_> {
-    /// Resolves once the completion was announced after the registration.
-    pub async fn notified(&self) {
-        self.notify.notified().await;
+    /// Resolves once a completion of the correlation id was announced after the
+    /// registration. Returns it when this process recorded it and it is of `action_id` (any
+    /// action when `None`); otherwise the caller looks it up.
+    pub async fn notified(&self, action_id: Option<ActionId>) -> Option<Completion> {
+        self.registration.notify.notified().await;
+        let handed = self
+            .registration
+            .handed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        handed
+            .iter()
+            .find(|done| action_id.is_none_or(|id| done.action_id == id))
+            .cloned()
     }
 }
 
@@ -159,7 +195,7 @@ impl Drop for CompletionWaiter<'_> {
     fn drop(&mut self) {
         let mut waiters = self.hub.waiters();
         if let Some(list) = waiters.get_mut(&self.correlation_id) {
-            list.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            list.retain(|w| !Arc::ptr_eq(w, &self.registration));
             if list.is_empty() {
                 waiters.remove(&self.correlation_id);
             }

@@ -94,12 +94,18 @@ impl EventBus {
             if let Some(done) = self.store().find_completion(correlation_id, action_id).await? {
                 return Ok(done);
             }
-            if tokio::time::timeout_at(deadline, waiter.notified()).await.is_err() {
-                tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
-                return Err(ApiError::DeadlineExceeded(format!(
-                    "action with correlation_id {correlation_id} did not complete within {} ms; wait again or check that it was published",
-                    timeout.as_millis()
-                )));
+            // A completion recorded here comes with the wake-up; one from elsewhere (or of
+            // another action of the correlation id) is looked up on the next turn.
+            match tokio::time::timeout_at(deadline, waiter.notified(action_id)).await {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(_) => {
+                    tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
+                    return Err(ApiError::DeadlineExceeded(format!(
+                        "action with correlation_id {correlation_id} did not complete within {} ms; wait again or check that it was published",
+                        timeout.as_millis()
+                    )));
+                }
             }
         }
     }

@@ -193,8 +193,8 @@ impl Worker {
             }
             match claim.finish(&completions, &done).await {
                 Ok(()) => {
-                    for completion in completions {
-                        self.hub.completed(completion.correlation_id);
+                    for completion in &completions {
+                        self.hub.completed_here(completion);
                     }
                 }
                 Err(err) => {
@@ -251,8 +251,8 @@ pub(crate) async fn announce(
         tracing::warn!(error = %err, completions = completions.len(), "recording completions failed; retrying");
         tokio::time::sleep(crate::engine::outage_backoff(failures)).await;
     }
-    for completion in completions {
-        hub.completed(completion.correlation_id);
+    for completion in &completions {
+        hub.completed_here(completion);
     }
     decided
 }
