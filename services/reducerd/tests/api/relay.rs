@@ -110,7 +110,7 @@ async fn kill_relay_session(server: &TestServer) -> bool {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+        "SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
              WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
     )
     .fetch_all(server.pg())

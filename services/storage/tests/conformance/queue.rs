@@ -150,7 +150,7 @@ async fn postgres_a_claim_whose_session_dies_gives_its_actions_back() {
     let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
     let database = url.rsplit('/').next().expect("database name").to_owned();
     sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
          WHERE datname = $1 AND pid <> pg_backend_pid()",
     )
     .bind(&database)
@@ -179,7 +179,7 @@ async fn postgres_a_singleton_whose_session_dies_knows_it_is_lost() {
         "held elsewhere"
     );
     let killed: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+        "SELECT pg_terminate_backend(l.pid, 5000) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
              WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()",
     )
     .fetch_all(store.pool())
