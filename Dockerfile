@@ -48,7 +48,11 @@ WORKDIR /app
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 
-# gRPC (with health checking and reflection), Prometheus /metrics.
+# gRPC (with health checking and reflection), Prometheus /metrics. Outside a container the
+# default is loopback; a container is reached through its network, so it listens on every
+# interface. Turn authentication on (auth.mode) before publishing these ports.
+ENV PURE_REDUCER_LISTEN=0.0.0.0:50051 \
+    PURE_REDUCER_METRICS_LISTEN=0.0.0.0:8000
 EXPOSE 50051 8000
 
 LABEL org.opencontainers.image.title="reducerd" \

@@ -22,6 +22,29 @@ pub struct Cli {
     /// server waits for the outcome; for `subscribe`, how long to follow the stream.
     #[arg(long, global = true, value_name = "MS")]
     pub timeout_ms: Option<u64>,
+    /// Speak TLS (implied by an `https://` address, `--ca-file` or `--client-cert`).
+    #[arg(long, env = "REDUCERCTL_TLS", global = true)]
+    pub tls: bool,
+    /// PEM CA certificates to trust besides the system's, for a server certificate signed
+    /// by a private CA.
+    #[arg(long, env = "REDUCERCTL_CA_FILE", global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate, for a server that requires one (with `--client-key`).
+    #[arg(long, env = "REDUCERCTL_CLIENT_CERT", global = true, value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--client-cert`.
+    #[arg(long, env = "REDUCERCTL_CLIENT_KEY", global = true, value_name = "FILE")]
+    pub client_key: Option<std::path::PathBuf>,
+    /// Bearer token sent with every call (prefer the environment variable: a flag shows in
+    /// the process list).
+    #[arg(
+        long,
+        env = "REDUCERCTL_TOKEN",
+        global = true,
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -79,6 +79,8 @@ pub struct Config {
     pub event_bus: EventBusConfig,
     /// Logs, metrics and traces.
     pub telemetry: TelemetryConfig,
+    /// Who may call what.
+    pub auth: crate::auth::AuthConfig,
     /// Declared workflow types by name, on top of the built-in ones.
     pub workflow_types: BTreeMap<String, WorkflowTypeConfig>,
 }
@@ -101,17 +103,25 @@ pub struct ServerConfig {
     /// carries the whole new state, so this bounds the state a reducer or TryCommit may
     /// produce. Must fit under the Kafka producer's message limit when Kafka is used.
     pub max_state_bytes: usize,
+    /// `admin`: gRPC reflection is served to admins (everyone when auth is off); `off`: not
+    /// served.
+    pub reflection: String,
+    /// `[server.tls]`: TLS and client certificates for the gRPC port.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:50051".to_owned(),
-            metrics_listen: "0.0.0.0:8000".to_owned(),
+            // Loopback until an operator turns authentication on and opens it up.
+            listen: "127.0.0.1:50051".to_owned(),
+            metrics_listen: "127.0.0.1:8000".to_owned(),
             roles: Vec::new(),
             max_message_bytes: 4 * 1024 * 1024,
             max_payload_bytes: 1024 * 1024,
             max_state_bytes: 900_000,
+            reflection: "admin".to_owned(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -431,8 +441,15 @@ impl Config {
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
             return Err(invalid("telemetry.log_format", "must be \"text\" or \"json\""));
         }
+        if !matches!(self.server.reflection.as_str(), "admin" | "off") {
+            return Err(invalid("server.reflection", "must be \"admin\" or \"off\""));
+        }
+        let auth = Arc::new(crate::auth::Authenticator::from_config(&self.auth)?);
+        let tls = crate::tls::ServerTls::load(&self.server.tls)?;
         let workflow_types = self.workflow_types()?;
         Ok(Validated {
+            auth,
+            tls,
             listen,
             metrics_listen,
             roles,
@@ -532,6 +549,10 @@ pub struct OwnerLimits {
 /// The checked, ready-to-use parts of the configuration.
 #[derive(Debug, Clone)]
 pub struct Validated {
+    /// How callers are authenticated.
+    pub auth: Arc<crate::auth::Authenticator>,
+    /// Server TLS, when configured.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     /// gRPC address.
     pub listen: SocketAddr,
     /// Metrics address.

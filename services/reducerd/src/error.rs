@@ -29,6 +29,9 @@ pub enum ApiError {
     /// A deadline passed (for example a remote reducer's).
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// The caller's credential does not cover the request.
+    #[error("{}", .0.message())]
+    Denied(tonic::Status),
     /// A bug or corrupt data; the detail is logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -105,6 +108,7 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists(message) => Status::already_exists(message),
             ApiError::Unavailable(message) => Status::unavailable(message),
             ApiError::DeadlineExceeded(message) => Status::deadline_exceeded(message),
+            ApiError::Denied(status) => status,
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error; the server log has the details")

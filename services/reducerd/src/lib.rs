@@ -4,6 +4,7 @@
 //! back instead of guessing ports or sleeping.
 //!
 //! Layout:
+//! - [`auth`]: bearer tokens, roles per RPC and namespaces per credential.
 //! - [`config`]: layered configuration and its validation.
 //! - [`engine`]: the exactly-once action engine: one owner per key, folded and group commits.
 //! - [`events`]: the protobuf events a commit writes to the outbox.
@@ -16,7 +17,9 @@
 //! - [`maintenance`]: the periodic dedup cleanup.
 //! - [`metrics`]: the runbook's metrics, recorded through OpenTelemetry.
 //! - [`telemetry`]: providers, the Prometheus endpoint, OTLP, trace context and logs.
+//! - [`tls`]: server TLS with reloadable certificates, and the accept loops.
 
+pub mod auth;
 pub mod config;
 pub mod convert;
 pub mod engine;
@@ -29,6 +32,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod projection;
 pub mod telemetry;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,7 +45,6 @@ use purereducer_api::v1::projection_service_server::ProjectionServiceServer;
 use purereducer_api::v1::reducer_service_server::ReducerServiceServer;
 use purereducer_storage::{PoolOptions, Store};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::transport::Server;
 
@@ -107,6 +110,7 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    tls::install_default_provider();
     let max_payload = app.config.server.max_payload_bytes;
     let max_message = app.config.server.max_message_bytes;
     let hub = Hub::new();
@@ -210,25 +214,46 @@ pub async fn serve(
     });
 
     let addr = listener.local_addr()?;
+    let auth = app.validated.auth.clone();
+    if !auth.required() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %addr,
+            "auth.mode is \"none\" on a non-loopback address: anyone who can reach it may call every RPC"
+        );
+    }
     tracing::info!(
         addr = %addr,
         roles = %app.validated.roles.join(","),
         backend = app.store.backend(),
+        tls = app.validated.tls.is_some(),
+        auth = app.config.auth.mode.as_str(),
         "reducerd serving gRPC"
     );
-    Server::builder()
+    let reflection = app.config.server.reflection == "admin";
+    let router = Server::builder()
         .trace_fn(rpc_span)
+        .layer(auth::AuthLayer::new(auth))
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_optional_service(reflection.then_some(reflection_v1))
+        .add_optional_service(reflection.then_some(reflection_v1alpha))
         .add_optional_service(canonical)
         .add_optional_service(dedup)
         .add_optional_service(reducer)
         .add_optional_service(projections)
-        .add_optional_service(event_bus)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await
-        .context("gRPC server failed")?;
+        .add_optional_service(event_bus);
+    let served = match app.validated.tls.clone() {
+        Some(server_tls) => {
+            router
+                .serve_with_incoming_shutdown(tls::tls_incoming(listener, server_tls), shutdown)
+                .await
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(tls::plain_incoming(listener), shutdown)
+                .await
+        }
+    };
+    served.context("gRPC server failed")?;
 
     // In-flight RPCs are done; let queued actions finish, then drain the outbox.
     drop(engine);

@@ -3,12 +3,13 @@
 //! structured logs (text or JSON) that carry the trace id of the request they belong to.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -57,12 +58,14 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
         let metric_exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint)
+            .with_tls_config(otlp_tls())
             .build()
             .with_context(|| format!("telemetry.otlp_endpoint {endpoint}: creating the metric exporter"))?;
         meters = meters.with_periodic_exporter(metric_exporter);
         let span_exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(endpoint)
+            .with_tls_config(otlp_tls())
             .build()
             .with_context(|| format!("telemetry.otlp_endpoint {endpoint}: creating the span exporter"))?;
         tracers = tracers.with_batch_exporter(span_exporter);
@@ -106,14 +109,33 @@ impl Telemetry {
     }
 
     /// Serves `GET /metrics` on `listener` until the task is dropped.
-    pub fn serve_metrics(&self, listener: TcpListener) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    /// With authentication on, a scrape needs a bearer token of any role (401 without).
+    pub fn serve_metrics(
+        &self,
+        listener: TcpListener,
+        auth: Arc<crate::auth::Authenticator>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let addr: SocketAddr = listener.local_addr()?;
         let registry = self.registry.clone();
         let app = axum::Router::new().route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let registry = registry.clone();
+                let auth = auth.clone();
                 async move {
+                    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+                    match auth.authenticate(authorization) {
+                        Ok(identity) if identity.has(crate::auth::Role::Reader) => {}
+                        Ok(_) => return (StatusCode::FORBIDDEN, "this credential holds no role\n").into_response(),
+                        Err(rejection) => {
+                            return (
+                                StatusCode::UNAUTHORIZED,
+                                [(header::WWW_AUTHENTICATE, "Bearer")],
+                                format!("{}\n", rejection.status().message()),
+                            )
+                                .into_response();
+                        }
+                    }
                     match render(&registry) {
                         Ok(text) => (
                             StatusCode::OK,
@@ -156,4 +178,11 @@ fn render(registry: &prometheus::Registry) -> anyhow::Result<String> {
         .encode_utf8(&registry.gather(), &mut text)
         .context("encoding metrics")?;
     Ok(text)
+}
+
+/// TLS for an `https://` OTLP endpoint: the system's CA certificates (`SSL_CERT_FILE` adds
+/// one). Ignored for `http://`.
+fn otlp_tls() -> tonic::transport::ClientTlsConfig {
+    crate::tls::install_default_provider();
+    tonic::transport::ClientTlsConfig::new().with_native_roots()
 }

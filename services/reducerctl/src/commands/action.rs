@@ -10,7 +10,7 @@ use tonic::{Code, Status};
 
 use super::status_name;
 use crate::cli::ActionArgs;
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::convert::{optional_struct_to_json, parse_object};
 use crate::error::{CliError, code_name};
 use crate::output::{Printer, Record};
@@ -48,7 +48,8 @@ pub async fn handle_action(connection: &Connection, printer: &Printer, args: Act
         let message = HandleActionRequest {
             action: Some(action.clone()),
         };
-        async move { within(deadline, client.handle_action(request(message, deadline))).await }
+        let request = connection.request(message, deadline);
+        async move { within(deadline, client.handle_action(request)).await }
     })
     .await?
     .into_inner();

@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 use super::action::{build_action, intents_to_json};
 use super::status_name;
 use crate::cli::{ActionArgs, SubscribeArgs};
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::convert::{optional_struct_to_json, timestamp_to_json};
 use crate::error::CliError;
 use crate::output::{Printer, Record};
@@ -28,7 +28,7 @@ pub async fn publish(connection: &Connection, printer: &Printer, args: ActionArg
     let deadline = Some(connection.deadline(Duration::ZERO));
     let mut client = EventBusServiceClient::new(connection.channel.clone());
     let message = PublishActionRequest { action: Some(action) };
-    let answer = within(deadline, client.publish_action(request(message, deadline)))
+    let answer = within(deadline, client.publish_action(connection.request(message, deadline)))
         .await?
         .into_inner();
     let record = Record::new()
@@ -59,9 +59,12 @@ pub async fn wait(
         timeout_ms,
         action_id: action_id.unwrap_or_default(),
     };
-    let answer = within(deadline, client.wait_for_completion(request(message, deadline)))
-        .await?
-        .into_inner();
+    let answer = within(
+        deadline,
+        client.wait_for_completion(connection.request(message, deadline)),
+    )
+    .await?
+    .into_inner();
     let record = Record::new()
         .field("status", status_name(answer.status))
         .field("workflow_key", answer.workflow_key)
@@ -84,7 +87,8 @@ pub async fn subscribe(connection: &Connection, printer: &Printer, args: Subscri
     let deadline = connection.explicit_timeout();
     let client = EventBusServiceClient::new(connection.channel.clone());
     let mut seen = 0;
-    let follow = follow(client, filter, deadline, printer, args.limit, &mut seen);
+    let request = connection.request(SubscribeRequest { filter: Some(filter) }, deadline);
+    let follow = follow(client, request, printer, args.limit, &mut seen);
     let ended = match deadline {
         Some(deadline) => tokio::time::timeout(deadline, follow).await,
         None => Ok(follow.await),
@@ -107,14 +111,12 @@ pub async fn subscribe(connection: &Connection, printer: &Printer, args: Subscri
 /// Prints events as they arrive; true when `limit` was reached, false when the stream ended.
 async fn follow(
     mut client: EventBusServiceClient<Channel>,
-    filter: SubscriptionFilter,
-    deadline: Option<Duration>,
+    request: tonic::Request<SubscribeRequest>,
     printer: &Printer,
     limit: Option<u64>,
     seen: &mut u64,
 ) -> Result<bool, CliError> {
-    let message = SubscribeRequest { filter: Some(filter) };
-    let mut stream = client.subscribe(request(message, deadline)).await?.into_inner();
+    let mut stream = client.subscribe(request).await?.into_inner();
     while let Some(item) = stream.message().await? {
         let Some(record) = item.event.and_then(event_record) else {
             continue;

@@ -7,7 +7,7 @@ use purereducer_api::v1::{CleanupExpiredRequest, ShouldProcessRequest};
 
 use super::status_name;
 use crate::cli::DedupCommand;
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::convert::timestamp_to_json;
 use crate::error::CliError;
 use crate::output::{Printer, Record};
@@ -25,7 +25,7 @@ pub async fn run(connection: &Connection, printer: &Printer, command: DedupComma
                 workflow_key: workflow_key.clone(),
                 action_id: action_id.clone(),
             };
-            let answer = within(deadline, client.should_process(request(message, deadline)))
+            let answer = within(deadline, client.should_process(connection.request(message, deadline)))
                 .await?
                 .into_inner();
             let record = Record::new()
@@ -45,7 +45,7 @@ pub async fn run(connection: &Connection, printer: &Printer, command: DedupComma
         DedupCommand::Cleanup => {
             let answer = within(
                 deadline,
-                client.cleanup_expired(request(CleanupExpiredRequest {}, deadline)),
+                client.cleanup_expired(connection.request(CleanupExpiredRequest {}, deadline)),
             )
             .await?
             .into_inner();

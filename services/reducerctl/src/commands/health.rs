@@ -6,7 +6,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::error::CliError;
 use crate::output::{Printer, Record};
 
@@ -18,7 +18,7 @@ pub async fn check(connection: &Connection, printer: &Printer, service: String) 
     let message = HealthCheckRequest {
         service: service.clone(),
     };
-    let answer = within(deadline, client.check(request(message, deadline)))
+    let answer = within(deadline, client.check(connection.request(message, deadline)))
         .await?
         .into_inner();
     let status = ServingStatus::try_from(answer.status).unwrap_or(ServingStatus::Unknown);

@@ -10,13 +10,20 @@ mod state;
 use purereducer_api::v1::ActionStatus;
 
 use crate::cli::{Cli, Command};
-use crate::client::Connection;
+use crate::client::{Connection, Security};
 use crate::error::CliError;
 use crate::output::Printer;
 
 /// Runs the parsed command line against the server at `--addr`.
 pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
-    let connection = Connection::new(&cli.addr, cli.timeout_ms)?;
+    let security = Security {
+        tls: cli.tls,
+        ca_file: cli.ca_file.clone(),
+        client_cert: cli.client_cert.clone(),
+        client_key: cli.client_key.clone(),
+        token: cli.token.clone(),
+    };
+    let connection = Connection::new(&cli.addr, cli.timeout_ms, &security)?;
     match cli.command {
         Command::GetState { workflow_key } => state::get_state(&connection, printer, workflow_key).await,
         Command::TryCommit(args) => state::try_commit(&connection, printer, args).await,

@@ -6,7 +6,7 @@ use purereducer_api::v1::projection_service_client::ProjectionServiceClient;
 use purereducer_api::v1::{GetProjectionRequest, ListWatermarksRequest};
 
 use crate::cli::GetProjectionArgs;
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::convert::{optional_struct_to_json, timestamp_to_json};
 use crate::error::CliError;
 use crate::output::{Printer, Record};
@@ -26,7 +26,7 @@ pub async fn get_projection(
         max_wait_ms: args.max_wait_ms,
     };
     let mut client = ProjectionServiceClient::new(connection.channel.clone());
-    let answer = within(deadline, client.get_projection(request(message, deadline)))
+    let answer = within(deadline, client.get_projection(connection.request(message, deadline)))
         .await?
         .into_inner();
     let Some(projection) = answer.projection else {
@@ -53,7 +53,7 @@ pub async fn watermarks(connection: &Connection, printer: &Printer) -> Result<()
     let mut client = ProjectionServiceClient::new(connection.channel.clone());
     let answer = within(
         deadline,
-        client.list_watermarks(request(ListWatermarksRequest {}, deadline)),
+        client.list_watermarks(connection.request(ListWatermarksRequest {}, deadline)),
     )
     .await?
     .into_inner();

@@ -7,7 +7,7 @@ use purereducer_api::v1::try_commit_response::Outcome;
 use purereducer_api::v1::{GetStateRequest, Provenance, TryCommitRequest};
 
 use crate::cli::TryCommitArgs;
-use crate::client::{Connection, request, within};
+use crate::client::{Connection, within};
 use crate::convert::{optional_struct_to_json, parse_object, timestamp_to_json};
 use crate::error::CliError;
 use crate::output::{Printer, Record};
@@ -18,7 +18,7 @@ pub async fn get_state(connection: &Connection, printer: &Printer, workflow_key:
     let mut client = CanonicalStoreServiceClient::new(connection.channel.clone());
     let answer = within(
         deadline,
-        client.get_state(request(GetStateRequest { workflow_key }, deadline)),
+        client.get_state(connection.request(GetStateRequest { workflow_key }, deadline)),
     )
     .await?
     .into_inner();
@@ -50,7 +50,7 @@ pub async fn try_commit(connection: &Connection, printer: &Printer, args: TryCom
         namespace: args.namespace,
     };
     let mut client = CanonicalStoreServiceClient::new(connection.channel.clone());
-    let answer = within(deadline, client.try_commit(request(message, deadline)))
+    let answer = within(deadline, client.try_commit(connection.request(message, deadline)))
         .await?
         .into_inner();
     let record = Record::new().field("workflow_key", args.workflow_key);

@@ -28,9 +28,16 @@ impl RemoteReducers {
         let mut clients = HashMap::new();
         for name in types.names() {
             if let Some(ReducerSpec::Remote { endpoint, .. }) = types.get(name) {
-                let channel = Endpoint::from_shared(endpoint.clone())
-                    .map_err(|err| EngineError::Bug(format!("remote endpoint {endpoint}: {err}")))?
-                    .connect_lazy();
+                let mut channel = Endpoint::from_shared(endpoint.clone())
+                    .map_err(|err| EngineError::Bug(format!("remote endpoint {endpoint}: {err}")))?;
+                if endpoint.starts_with("https://") {
+                    // The system's CA certificates (`SSL_CERT_FILE` adds one).
+                    crate::tls::install_default_provider();
+                    channel = channel
+                        .tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots())
+                        .map_err(|err| EngineError::Bug(format!("remote endpoint {endpoint}: {err}")))?;
+                }
+                let channel = channel.connect_lazy();
                 clients.insert(name.to_owned(), (endpoint.clone(), ReducerFunctionClient::new(channel)));
             }
         }

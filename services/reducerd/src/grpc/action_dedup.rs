@@ -12,6 +12,7 @@ use purereducer_core::{ActionId, ActionStatus, FieldError, Version, WorkflowKey}
 use purereducer_storage::{NewRecord, ProcessedRecord, RecordResult, Store};
 use tonic::{Request, Response, Status};
 
+use crate::auth::Identity;
 use crate::convert::FieldErrors;
 use crate::error::ApiError;
 use crate::grpc::timestamp_ms;
@@ -28,6 +29,23 @@ impl ActionDedup {
     /// A service over `store`; records live `default_ttl` unless a request says otherwise.
     pub fn new(store: Arc<dyn Store>, default_ttl: Duration) -> Self {
         Self { store, default_ttl }
+    }
+
+    /// Dedup records carry no namespace: a caller limited to some namespaces may use the
+    /// records of a workflow only when that workflow is in one of them (or does not exist).
+    async fn check_workflow(&self, identity: &Identity, key: &WorkflowKey) -> Result<(), ApiError> {
+        if identity.granted().is_none() {
+            return Ok(());
+        }
+        match self.store.get_state(key).await? {
+            Some(stored) if !identity.may_use(&stored.namespace) => {
+                Err(ApiError::Denied(Status::permission_denied(format!(
+                    "workflow {key} is not in a namespace the credential of '{}' is granted",
+                    identity.subject
+                ))))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -60,8 +78,10 @@ impl ActionDedupService for ActionDedup {
         &self,
         request: Request<ShouldProcessRequest>,
     ) -> Result<Response<ShouldProcessResponse>, Status> {
+        let identity = crate::auth::identity(&request);
         let request = request.into_inner();
         let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
+        self.check_workflow(&identity, &key).await?;
         let found = self.store.find_processed(&key, id).await.map_err(ApiError::from)?;
         let metrics = metrics();
         metrics.dedup_checks.add(1, &[]);
@@ -78,8 +98,10 @@ impl ActionDedupService for ActionDedup {
         &self,
         request: Request<RecordProcessedRequest>,
     ) -> Result<Response<RecordProcessedResponse>, Status> {
+        let identity = crate::auth::identity(&request);
         let request = request.into_inner();
         let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
+        self.check_workflow(&identity, &key).await?;
         if request.result_hash.is_empty() || request.result_hash.len() > 128 {
             return Err(ApiError::from(FieldError::new("result_hash", "is required, at most 128 characters")).into());
         }
@@ -118,8 +140,15 @@ impl ActionDedupService for ActionDedup {
 
     async fn cleanup_expired(
         &self,
-        _request: Request<CleanupExpiredRequest>,
+        request: Request<CleanupExpiredRequest>,
     ) -> Result<Response<CleanupExpiredResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        if identity.granted().is_some() {
+            return Err(Status::permission_denied(format!(
+                "CleanupExpired removes expired records of every namespace; the credential of '{}' is limited to some",
+                identity.subject
+            )));
+        }
         let deleted = self.store.cleanup_expired().await.map_err(ApiError::from)?;
         metrics().dedup_cleanup_deleted.add(deleted, &[]);
         tracing::info!(deleted, "expired dedup records removed on request");

@@ -30,7 +30,11 @@ impl CanonicalStore {
         }
     }
 
-    async fn try_commit_inner(&self, request: TryCommitRequest) -> Result<TryCommitResponse, ApiError> {
+    async fn try_commit_inner(
+        &self,
+        identity: &crate::auth::Identity,
+        request: TryCommitRequest,
+    ) -> Result<TryCommitResponse, ApiError> {
         let mut errors = FieldErrors::default();
         let key = errors.take(WorkflowKey::parse(&request.workflow_key));
         let state = errors.take(json_field(
@@ -64,6 +68,7 @@ impl CanonicalStore {
             return Err(FieldError::new("workflow_type", format!("'{name}' is not a declared workflow type")).into());
         }
 
+        crate::auth::require_namespace(identity, namespace.as_str()).map_err(ApiError::Denied)?;
         let correlation_id = crate::convert::correlation_id(&provenance.correlation_id, "provenance.correlation_id")?;
         let commit = DirectCommit {
             key,
@@ -71,7 +76,9 @@ impl CanonicalStore {
             state,
             workflow_type,
             namespace,
-            namespace_given: !request.namespace.is_empty(),
+            // A caller limited to some namespaces always names one, so it can never commit
+            // into a workflow of another.
+            namespace_given: !request.namespace.is_empty() || identity.granted().is_some(),
             provenance: Provenance {
                 action_id: provenance.action_id,
                 actor: provenance.actor,
@@ -102,7 +109,10 @@ fn conflict(current: Version) -> TryCommitResponse {
 impl CanonicalStoreService for CanonicalStore {
     async fn get_state(&self, request: Request<GetStateRequest>) -> Result<Response<GetStateResponse>, Status> {
         let key = WorkflowKey::parse(&request.get_ref().workflow_key).map_err(ApiError::from)?;
-        let Some(stored) = self.engine.get_state(&key).await? else {
+        let identity = crate::auth::identity(&request);
+        let found = self.engine.get_state(&key).await?;
+        // Another namespace's workflow looks exactly like a missing one.
+        let Some(stored) = found.filter(|stored| identity.may_use(&stored.namespace)) else {
             return Err(ApiError::NotFound(format!(
                 "workflow {key} does not exist; its first action, or TryCommit with expected_version 0, creates it"
             ))
@@ -119,6 +129,9 @@ impl CanonicalStoreService for CanonicalStore {
     }
 
     async fn try_commit(&self, request: Request<TryCommitRequest>) -> Result<Response<TryCommitResponse>, Status> {
-        Ok(Response::new(self.try_commit_inner(request.into_inner()).await?))
+        let identity = crate::auth::identity(&request);
+        Ok(Response::new(
+            self.try_commit_inner(&identity, request.into_inner()).await?,
+        ))
     }
 }

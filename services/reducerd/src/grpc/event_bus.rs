@@ -60,6 +60,13 @@ impl EventBus {
         self.engine.store()
     }
 
+    async fn workflow_namespace(&self, workflow_key: &str) -> Result<Option<String>, ApiError> {
+        let Ok(key) = purereducer_core::WorkflowKey::parse(workflow_key) else {
+            return Ok(None);
+        };
+        Ok(self.engine.get_state(&key).await?.map(|stored| stored.namespace))
+    }
+
     /// Waits for the completion of `correlation_id`, feeding the event-bus wait metrics:
     /// a completion counts as a consumed event, a deadline as a timeout.
     async fn wait(
@@ -124,6 +131,7 @@ impl EventBusService for EventBus {
     ) -> Result<Response<PublishActionResponse>, Status> {
         let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
             .map_err(ApiError::from)?;
+        crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace.as_str())?;
         if self.engine.types().get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
         }
@@ -139,6 +147,7 @@ impl EventBusService for EventBus {
         &self,
         request: Request<WaitForCompletionRequest>,
     ) -> Result<Response<WaitForCompletionResponse>, Status> {
+        let identity = crate::auth::identity(&request);
         let request = request.into_inner();
         if request.correlation_id.is_empty() || request.correlation_id.len() > 128 {
             return Err(
@@ -154,6 +163,17 @@ impl EventBusService for EventBus {
             id => Some(ActionId::parse(id, "action_id").map_err(ApiError::from)?),
         };
         let done = self.wait(&request.correlation_id, action_id, timeout).await?;
+        if identity.granted().is_some() {
+            // Completions carry no namespace: the workflow they belong to tells.
+            let namespace = self.workflow_namespace(&done.workflow_key).await?;
+            if !namespace.is_some_and(|namespace| identity.may_use(&namespace)) {
+                return Err(ApiError::NotFound(format!(
+                    "no action with correlation_id {} completed in the namespaces this credential is granted",
+                    request.correlation_id
+                ))
+                .into());
+            }
+        }
         let status = crate::convert::status_to_proto(done.status);
         Ok(Response::new(WaitForCompletionResponse {
             correlation_id: done.correlation_id,
@@ -169,7 +189,16 @@ impl EventBusService for EventBus {
     type SubscribeStream = EventStream;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
-        let filter = request.into_inner().filter.unwrap_or_default();
+        let identity = crate::auth::identity(&request);
+        let mut filter = request.into_inner().filter.unwrap_or_default();
+        if let Some(granted) = identity.granted() {
+            if filter.namespaces.is_empty() {
+                filter.namespaces = granted.iter().cloned().collect();
+            }
+            for namespace in &filter.namespaces {
+                crate::auth::require_namespace(&identity, namespace)?;
+            }
+        }
         let mut events = self.hub.events();
         let mut draining = self.draining.clone();
         let (tx, rx) = mpsc::channel(256);
@@ -178,6 +207,8 @@ impl EventBusService for EventBus {
                 let received = tokio::select! {
                     received = events.recv() => received,
                     _ = draining.wait_for(|draining| *draining) => return,
+                    // The client went away: end now, not at the next matching event.
+                    () = tx.closed() => return,
                 };
                 let item = match received {
                     Ok(event) if matches(&filter, &event) => Ok(SubscribeResponse {

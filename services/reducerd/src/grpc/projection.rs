@@ -90,18 +90,25 @@ impl ProjectionService for Projections {
         &self,
         request: Request<GetProjectionRequest>,
     ) -> Result<Response<GetProjectionResponse>, Status> {
+        let identity = crate::auth::identity(&request);
         let request = request.into_inner();
         let key = WorkflowKey::parse(&request.workflow_key).map_err(ApiError::from)?;
+        let missing = || ApiError::NotFound(format!("workflow {key} has no projection and no state"));
         let wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(self.max_wait);
         if let Some(found) = self.await_version(key.as_str(), request.min_version, wait).await? {
+            // Another namespace's workflow looks exactly like a missing one.
+            if !identity.may_use(&found.row.namespace) {
+                return Err(missing().into());
+            }
             return Ok(Response::new(GetProjectionResponse {
                 projection: Some(to_proto(found)),
                 from_canonical: false,
             }));
         }
         // Not there in time: answer from the source of truth and say so.
-        let Some(state) = self.store.get_state(&key).await.map_err(ApiError::from)? else {
-            return Err(ApiError::NotFound(format!("workflow {key} has no projection and no state")).into());
+        let found = self.store.get_state(&key).await.map_err(ApiError::from)?;
+        let Some(state) = found.filter(|state| identity.may_use(&state.namespace)) else {
+            return Err(missing().into());
         };
         let tag = state.state.get("status").and_then(Value::as_str).map(str::to_owned);
         let projection = Projection {

@@ -1,8 +1,10 @@
 //! End-to-end tests of reducerd through its gRPC API, on real PostgreSQL and SQLite.
 
+mod auth;
 mod bad_input;
 mod broker;
 mod canonical_store;
+mod certs;
 mod concurrency;
 mod dead_letters;
 mod dedup;
@@ -16,3 +18,4 @@ mod relay;
 mod runbook_sql;
 mod support;
 mod telemetry;
+mod tls;

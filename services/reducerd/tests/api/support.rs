@@ -17,6 +17,9 @@ use tonic::transport::Channel;
 
 /// A running server and what a test needs to check it.
 pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    /// A plaintext channel to `addr` (connected on first use, so a TLS server's tests make
+    /// their own).
     pub channel: Channel,
     pub store: Arc<dyn Store>,
     /// PostgreSQL pool on the same database, for direct checks (None on SQLite).
@@ -73,10 +76,9 @@ pub async fn serve_on(store: Arc<dyn Store>, pg: Option<sqlx::PgPool>, tune: imp
     // The listener is bound already, so connecting cannot race the server start.
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("valid uri")
-        .connect()
-        .await
-        .expect("connect to the test server");
+        .connect_lazy();
     TestServer {
+        addr,
         channel,
         store,
         pg,
@@ -189,6 +191,7 @@ pub async fn start_on_same_database(first: &TestServer, tune: impl FnOnce(&mut C
         .await
         .expect("connect");
     TestServer {
+        addr,
         channel,
         store,
         pg: first.pg.clone(),
