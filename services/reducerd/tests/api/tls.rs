@@ -185,3 +185,46 @@ fn incomplete_or_mismatched_tls_files_stop_start_up_naming_the_key() {
     });
     assert!(missing.contains("server.tls.cert_file"), "{missing}");
 }
+
+#[tokio::test]
+async fn postgres_urls_asking_for_tls_connect_over_tls_and_verify_the_server() {
+    let url = purereducer_storage::testing::fresh_postgres_url()
+        .await
+        .expect("a test database");
+    let database = url.rsplit_once('/').expect("database in url").1.to_owned();
+    let mut config = Config::default();
+    config.storage.database_url = format!("{url}?sslmode=require");
+    config.storage.min_pool_size = 2;
+    config.storage.max_pool_size = 2;
+    let app = reducerd::App::build(config).await.expect("reducerd connects with sslmode=require");
+    let key = purereducer_core::WorkflowKey::parse("tls-db-1").expect("key");
+    assert!(app.store().get_state(&key).await.expect("a query over TLS").is_none());
+
+    let checker = sqlx::PgPool::connect(&format!("{url}?sslmode=disable"))
+        .await
+        .expect("checker");
+    let (encrypted, plain): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+           FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+          WHERE a.datname = $1 AND a.pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_one(&checker)
+    .await
+    .expect("pg_stat_ssl");
+    assert!(encrypted >= 1, "no TLS session from reducerd");
+    assert_eq!(plain, 0, "a plaintext session from reducerd");
+
+    // verify-ca against a CA that did not sign the server's certificate must refuse.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stranger = dir.path().join("stranger.pem");
+    put(&stranger, &Ca::new("not the database's ca").pem());
+    let mut config = Config::default();
+    config.storage.database_url = format!("{url}?sslmode=verify-ca&sslrootcert={}", stranger.display());
+    config.storage.min_pool_size = 0;
+    config.storage.max_pool_size = 1;
+    assert!(
+        reducerd::App::build(config).await.is_err(),
+        "a server certificate from an untrusted CA was accepted"
+    );
+}
