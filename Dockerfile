@@ -10,8 +10,9 @@ FROM rust:1.95-bookworm AS builder
 
 WORKDIR /src
 # The whole workspace (see .dockerignore for what is left out). protoc comes from a vendored
-# crate and librdkafka / libsqlite3 are built from bundled sources with the gcc and make this
-# image already has, so no extra packages are needed.
+# crate and librdkafka / libsqlite3 are built from bundled sources with the gcc, make and
+# OpenSSL headers (libssl-dev, for librdkafka's TLS and SASL/SCRAM) this image already has, so no
+# extra packages are needed.
 COPY . .
 
 # Cache mounts keep the crates.io index, downloaded crates and compiled dependencies between
@@ -26,10 +27,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 ############################ runtime ############################
 FROM debian:bookworm-slim AS runtime
 
-# ca-certificates for TLS to managed PostgreSQL/Kafka/OTLP endpoints; nothing else is needed at
-# run time (librdkafka and SQLite are linked in).
+# ca-certificates for TLS to managed PostgreSQL/Kafka/OTLP endpoints and libssl3 for librdkafka's
+# TLS; nothing else is needed at run time (librdkafka and SQLite are linked in).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 reducerd \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \

@@ -140,6 +140,17 @@ sys.exit(0 if any(k.startswith("tansu ") and "postgres" in v.get("features", [])
 PY
 }
 
+# librdkafka is built with TLS and SASL/SCRAM, linked against the system's OpenSSL.
+ensure_openssl_dev() {
+  local missing=()
+  for deb in libssl-dev pkg-config; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed' || missing+=("$deb")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} (Debian)"
+  apt_install "${missing[@]}"
+}
+
 ensure_tansu() {
   if command -v tansu >/dev/null 2>&1 && [ "$(tansu --version)" = "tansu $TANSU_VERSION" ] && tansu_has_postgres; then
     return 0
@@ -150,6 +161,7 @@ ensure_tansu() {
 
 ensure_postgres
 ensure_pg_stat_statements
+ensure_openssl_dev
 ensure_prometheus
 ensure_tansu
 ensure_buf

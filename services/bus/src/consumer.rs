@@ -8,14 +8,14 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{BusError, client_config};
+use crate::{Brokers, BusError, client_config};
 
 /// Longest a broker holds a fetch that has no data yet.
 const FETCH_WAIT_MAX_MS: &str = "10";
 
 /// A group member with manual commits, starting from the earliest offset when the group
 /// has none.
-pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
+pub fn group_consumer(brokers: &Brokers, group: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
     let consumer: StreamConsumer = client_config(brokers, group)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -36,7 +36,7 @@ pub fn group_consumer(brokers: &str, group: &str, topics: &[&str]) -> Result<Str
 
 /// A consumer outside any group, positioned at the current end of every partition of
 /// `topics`: it sees exactly what is published from now on.
-pub fn tail_consumer(brokers: &str, topics: &[&str]) -> Result<StreamConsumer, BusError> {
+pub fn tail_consumer(brokers: &Brokers, topics: &[&str]) -> Result<StreamConsumer, BusError> {
     let consumer: StreamConsumer = client_config(brokers, "reducerd-tail")
         .set("group.id", "reducerd-tail")
         .set("enable.auto.commit", "false")

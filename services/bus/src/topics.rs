@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
-use crate::{BusError, client_config};
+use crate::{Brokers, BusError, client_config};
 
 /// Topic names; partition count for topics this process creates.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ impl Topics {
 /// Creates missing topics. Existing topics are left as they are; a broker that does not
 /// support topic creation is reported and tolerated (the topics may be created by hand).
 /// Returns `Ok(false)` when the brokers could not be asked (try again later).
-pub async fn ensure_topics(brokers: &str, topics: &Topics) -> Result<bool, BusError> {
+pub async fn ensure_topics(brokers: &Brokers, topics: &Topics) -> Result<bool, BusError> {
     topics.validate()?;
     let admin: AdminClient<DefaultClientContext> = client_config(brokers, "reducerd-admin").create()?;
     let wanted: Vec<NewTopic<'_>> = topics

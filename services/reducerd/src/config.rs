@@ -226,44 +226,6 @@ impl Default for RetentionConfig {
     }
 }
 
-/// `[kafka]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Bootstrap servers; empty keeps events in process.
-    pub brokers: String,
-    /// Topic of queued actions.
-    pub actions_topic: String,
-    /// Topic of `StateCommitted` events.
-    pub state_committed_topic: String,
-    /// Topic of `ReducerGaveUp` events.
-    pub reducer_gave_up_topic: String,
-    /// Topic of intent events.
-    pub intents_topic: String,
-    /// Topic of events the materializer could not apply.
-    pub dead_letter_topic: String,
-    /// Partitions of topics created at start-up.
-    pub partitions: i32,
-    /// Replicas of each partition of topics created at start-up (3 for a production
-    /// cluster; 1 for a single broker).
-    pub replication_factor: i32,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        Self {
-            brokers: String::new(),
-            actions_topic: "omninode_bridge.onex.cmd.reducer-action.v1".to_owned(),
-            state_committed_topic: "omninode_bridge.onex.evt.state-committed.v1".to_owned(),
-            reducer_gave_up_topic: "omninode_bridge.onex.evt.reducer-gave-up.v1".to_owned(),
-            intents_topic: "omninode_bridge.onex.evt.intent.v1".to_owned(),
-            dead_letter_topic: "omninode_bridge.onex.dlq.projection.v1".to_owned(),
-            partitions: 6,
-            replication_factor: 1,
-        }
-    }
-}
-
 /// `[projection]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -446,6 +408,7 @@ impl Config {
         }
         let auth = Arc::new(crate::auth::Authenticator::from_config(&self.auth)?);
         let tls = crate::tls::ServerTls::load(&self.server.tls)?;
+        self.kafka.validate()?;
         let workflow_types = self.workflow_types()?;
         Ok(Validated {
             auth,
@@ -569,5 +532,8 @@ pub struct Validated {
     pub workflow_types: WorkflowTypes,
 }
 
+mod kafka;
 #[cfg(test)]
 mod tests;
+
+pub use kafka::KafkaConfig;

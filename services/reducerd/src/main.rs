@@ -49,6 +49,32 @@ struct Overrides {
     /// Kafka bootstrap servers (kafka.brokers).
     #[arg(long, env = "PURE_REDUCER_KAFKA_BROKERS", global = true)]
     kafka_brokers: Option<String>,
+    /// plaintext, ssl, sasl_plaintext or sasl_ssl (kafka.security_protocol).
+    #[arg(long, env = "PURE_REDUCER_KAFKA_SECURITY_PROTOCOL", global = true)]
+    kafka_security_protocol: Option<String>,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (kafka.sasl_mechanism).
+    #[arg(long, env = "PURE_REDUCER_KAFKA_SASL_MECHANISM", global = true)]
+    kafka_sasl_mechanism: Option<String>,
+    /// SASL user name (kafka.sasl_username).
+    #[arg(long, env = "PURE_REDUCER_KAFKA_SASL_USERNAME", global = true)]
+    kafka_sasl_username: Option<String>,
+    /// SASL password (kafka.sasl_password); prefer the environment variable.
+    #[arg(
+        long,
+        env = "PURE_REDUCER_KAFKA_SASL_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    kafka_sasl_password: Option<String>,
+    /// PEM CA file for the brokers' certificates (kafka.ssl_ca_file).
+    #[arg(long, env = "PURE_REDUCER_KAFKA_SSL_CA_FILE", global = true)]
+    kafka_ssl_ca_file: Option<PathBuf>,
+    /// none or token (auth.mode).
+    #[arg(long, env = "PURE_REDUCER_AUTH_MODE", global = true)]
+    auth_mode: Option<String>,
+    /// Tokens file (auth.tokens_file).
+    #[arg(long, env = "PURE_REDUCER_AUTH_TOKENS_FILE", global = true)]
+    auth_tokens_file: Option<PathBuf>,
     /// Log format, text or json (telemetry.log_format).
     #[arg(long, env = "PURE_REDUCER_LOG_FORMAT", global = true)]
     log_format: Option<String>,
@@ -94,6 +120,26 @@ impl Overrides {
         }
         if let Some(brokers) = self.kafka_brokers {
             config.kafka.brokers = brokers;
+        }
+        let kafka = &mut config.kafka;
+        for (value, field) in [
+            (self.kafka_security_protocol, &mut kafka.security_protocol),
+            (self.kafka_sasl_mechanism, &mut kafka.sasl_mechanism),
+            (self.kafka_sasl_username, &mut kafka.sasl_username),
+            (self.kafka_sasl_password, &mut kafka.sasl_password),
+        ] {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        if let Some(ca) = self.kafka_ssl_ca_file {
+            kafka.ssl_ca_file = Some(ca);
+        }
+        if let Some(mode) = self.auth_mode {
+            config.auth.mode = mode;
+        }
+        if let Some(file) = self.auth_tokens_file {
+            config.auth.tokens_file = Some(file);
         }
         if let Some(format) = self.log_format {
             config.telemetry.log_format = format;

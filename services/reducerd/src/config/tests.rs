@@ -53,3 +53,35 @@ fn declared_types_extend_the_builtins() {
     assert!(types.get("order").is_some());
     assert!(types.get("merge").is_some());
 }
+
+#[test]
+fn kafka_security_settings_are_checked_together() {
+    let sasl = "[kafka]\nbrokers = \"b:9093\"\nsecurity_protocol = \"SASL_SSL\"\n";
+    assert!(error_of(sasl).contains("kafka.sasl_mechanism"), "{}", error_of(sasl));
+    let no_password = format!("{sasl}sasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"u\"\n");
+    assert!(error_of(&no_password).contains("sasl_password"));
+    let complete = format!("{no_password}sasl_password = \"p\"\n");
+    let config = Config::from_toml(&complete).expect("parses");
+    config.validate().expect("a complete SASL_SSL configuration is valid");
+    assert_eq!(config.kafka.brokers().security_protocol, "sasl_ssl");
+    assert!(
+        !format!("{config:?}").contains("sasl_password: \"p\""),
+        "the password was printed"
+    );
+    let stray = "[kafka]\nsasl_username = \"u\"\n";
+    assert!(error_of(stray).contains("SASL settings need"), "{}", error_of(stray));
+    let unknown = "[kafka]\nsecurity_protocol = \"tls\"\n";
+    assert!(error_of(unknown).contains("unknown protocol 'tls'"));
+    let ca = "[kafka]\nsecurity_protocol = \"ssl\"\nssl_ca_file = \"/nonexistent/ca.pem\"\n";
+    assert!(error_of(ca).contains("kafka.ssl_ca_file"));
+}
+
+#[test]
+fn auth_and_tls_settings_are_checked_at_start_up() {
+    assert!(error_of("[auth]\nmode = \"jwt\"\n").contains("unknown mode 'jwt'"));
+    assert!(error_of("[auth]\nmode = \"token\"\n").contains("auth.tokens_file"));
+    assert!(error_of("[auth]\nmode = \"token\"\ntokens_file = \"/nonexistent/tokens.toml\"\n").contains("cannot read"));
+    assert!(error_of("[server]\nreflection = \"on\"\n").contains("server.reflection"));
+    let defaults = Config::default().validate().expect("defaults");
+    assert!(defaults.listen.ip().is_loopback() && defaults.metrics_listen.ip().is_loopback());
+}

@@ -333,7 +333,12 @@ fn commit_offsets(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
 
 /// Feeds `Subscribe` from the event topics, from the moment the brokers answer (asked
 /// again with backoff while they do not).
-pub async fn run_event_feed(brokers: String, topics: Vec<String>, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
+pub async fn run_event_feed(
+    brokers: purereducer_bus::Brokers,
+    topics: Vec<String>,
+    hub: Arc<Hub>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut failures = 0;
     let consumer = loop {
         let (brokers, topics) = (brokers.clone(), topics.clone());

@@ -89,8 +89,8 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
     let projection = &context.config.projection;
     // A polling interval of 0 would make every idle loop spin.
     let batch_timeout = Duration::from_millis(projection.batch_timeout_ms).max(MIN_POLL);
-    let brokers = context.config.kafka.brokers.trim().to_owned();
-    if brokers.is_empty() {
+    let brokers = context.config.kafka.brokers();
+    if brokers.servers.is_empty() {
         if context.runs("projection-materializer") {
             let local = local::LocalPipeline::new(
                 context.store.clone(),
@@ -252,7 +252,7 @@ pub(crate) async fn pause(pause: Duration, stop: &mut watch::Receiver<bool>) -> 
 }
 
 /// Creates the topics, asking again with backoff while the brokers do not answer.
-async fn create_topics(brokers: String, topics: Topics, mut stop: watch::Receiver<bool>) {
+async fn create_topics(brokers: purereducer_bus::Brokers, topics: Topics, mut stop: watch::Receiver<bool>) {
     let mut failures = 0;
     loop {
         let asked = tokio::select! {

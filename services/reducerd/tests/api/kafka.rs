@@ -494,12 +494,16 @@ async fn a_materializer_killed_mid_batch_and_restarted_applies_every_event_once(
         });
         let materializer = reducerd::pipeline::kafka::KafkaMaterializer {
             consumer: purereducer_bus::consumer::group_consumer(
-                &brokers,
+                &purereducer_bus::Brokers::plain(&brokers),
                 &group,
                 &[topics.state_committed_topic.as_str()],
             )
             .expect("consumer"),
-            dead_letters: purereducer_bus::reliable_producer(&brokers, "test-dead-letters").expect("producer"),
+            dead_letters: purereducer_bus::reliable_producer(
+                &purereducer_bus::Brokers::plain(&brokers),
+                "test-dead-letters",
+            )
+            .expect("producer"),
             topics: purereducer_bus::Topics {
                 state_committed: topics.state_committed_topic.clone(),
                 reducer_gave_up: topics.reducer_gave_up_topic.clone(),

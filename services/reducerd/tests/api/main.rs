@@ -12,6 +12,7 @@ mod engine;
 mod grpcurl;
 mod handle_action;
 mod kafka;
+mod kafka_tls;
 mod limits;
 mod pipeline;
 mod relay;

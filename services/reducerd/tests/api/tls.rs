@@ -196,7 +196,9 @@ async fn postgres_urls_asking_for_tls_connect_over_tls_and_verify_the_server() {
     config.storage.database_url = format!("{url}?sslmode=require");
     config.storage.min_pool_size = 2;
     config.storage.max_pool_size = 2;
-    let app = reducerd::App::build(config).await.expect("reducerd connects with sslmode=require");
+    let app = reducerd::App::build(config)
+        .await
+        .expect("reducerd connects with sslmode=require");
     let key = purereducer_core::WorkflowKey::parse("tls-db-1").expect("key");
     assert!(app.store().get_state(&key).await.expect("a query over TLS").is_none());
 
