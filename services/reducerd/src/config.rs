@@ -257,11 +257,16 @@ impl Default for ProjectionConfig {
 pub struct EventBusConfig {
     /// Default wait of `WaitForCompletion`.
     pub timeout_seconds: u64,
+    /// Longest wait a `WaitForCompletion` may ask for; longer ones are refused.
+    pub max_wait_seconds: u64,
 }
 
 impl Default for EventBusConfig {
     fn default() -> Self {
-        Self { timeout_seconds: 30 }
+        Self {
+            timeout_seconds: 30,
+            max_wait_seconds: 300,
+        }
     }
 }
 
@@ -399,6 +404,15 @@ impl Config {
         }
         if self.event_bus.timeout_seconds == 0 {
             return Err(invalid("event_bus.timeout_seconds", "must be at least 1"));
+        }
+        if self.event_bus.max_wait_seconds < self.event_bus.timeout_seconds {
+            return Err(invalid(
+                "event_bus.max_wait_seconds",
+                format!(
+                    "must be at least event_bus.timeout_seconds ({})",
+                    self.event_bus.timeout_seconds
+                ),
+            ));
         }
         if !matches!(self.telemetry.log_format.as_str(), "text" | "json") {
             return Err(invalid("telemetry.log_format", "must be \"text\" or \"json\""));

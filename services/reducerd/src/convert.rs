@@ -22,7 +22,7 @@ fn struct_to_json_at(value: &Struct, field: &str, depth: usize) -> Result<JsonOb
     value
         .fields
         .iter()
-        .map(|(name, member)| Ok((name.clone(), value_to_json(member, field, depth + 1)?)))
+        .map(|(name, member)| Ok((no_nul(name, field)?.clone(), value_to_json(member, field, depth + 1)?)))
         .collect()
 }
 
@@ -33,7 +33,7 @@ fn value_to_json(value: &Value, field: &str, depth: usize) -> Result<serde_json:
     Ok(match &value.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
-        Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(no_nul(s, field)?.clone()),
         Some(Kind::NumberValue(n)) => number_to_json(*n, field)?,
         Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_json_at(s, field, depth + 1)?),
         Some(Kind::ListValue(list)) => serde_json::Value::Array(
@@ -43,6 +43,37 @@ fn value_to_json(value: &Value, field: &str, depth: usize) -> Result<serde_json:
                 .collect::<Result<_, _>>()?,
         ),
     })
+}
+
+/// Refuses U+0000, which a JSON document may carry but no backend stores alike (PostgreSQL's
+/// jsonb refuses it), so both answer the same.
+fn no_nul<'a>(text: &'a String, field: &str) -> Result<&'a String, FieldError> {
+    if text.contains('\0') {
+        return Err(FieldError::new(
+            field,
+            "contains a NUL character (U+0000), which cannot be stored; remove it or encode it",
+        ));
+    }
+    Ok(text)
+}
+
+/// A free-text field: at most `max` bytes, no control characters.
+pub fn text_field(raw: &str, field: &str, max: usize) -> Result<(), FieldError> {
+    if raw.len() > max || raw.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} bytes of printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A version sent by a client: it must fit the database's signed 64-bit integers.
+pub fn version_field(raw: u64, field: &str) -> Result<(), FieldError> {
+    if i64::try_from(raw).is_err() {
+        return Err(FieldError::new(field, format!("must be at most {}", i64::MAX)));
+    }
+    Ok(())
 }
 
 fn number_to_json(n: f64, field: &str) -> Result<serde_json::Value, FieldError> {

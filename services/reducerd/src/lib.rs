@@ -9,6 +9,7 @@
 //! - [`engine`]: the exactly-once action engine: one owner per key, folded and group commits.
 //! - [`events`]: the protobuf events a commit writes to the outbox.
 //! - [`convert`]: protobuf ↔ domain conversions and request validation.
+//! - [`edge`]: deadlines and precise codes for what the transport refuses.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
 //! - [`grpc`]: the service adapters.
 //! - [`hub`]: in-process fan-out of commits, projection progress and completions.
@@ -22,6 +23,7 @@
 pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod edge;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -174,7 +176,10 @@ pub async fn serve(
             queue,
             hub.clone(),
             max_payload,
-            wait_cap,
+            (
+                wait_cap,
+                std::time::Duration::from_secs(app.config.event_bus.max_wait_seconds),
+            ),
             draining_rx.clone(),
         ))
         .max_decoding_message_size(max_message)
@@ -230,9 +235,20 @@ pub async fn serve(
         "reducerd serving gRPC"
     );
     let reflection = app.config.server.reflection == "admin";
+    let event_bus_config = &app.config.event_bus;
+    let longest_wait = event_bus_config.max_wait_seconds.max(event_bus_config.timeout_seconds);
+    let call_cap = std::time::Duration::from_secs(longest_wait + CALL_CAP_MARGIN_SECONDS);
     let router = Server::builder()
         .trace_fn(rpc_span)
-        .layer(auth::AuthLayer::new(auth))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(edge::EdgeLayer::new(call_cap))
+                .layer(auth::AuthLayer::new(auth))
+                .into_inner(),
+        )
         .add_service(health_service)
         .add_optional_service(reflection.then_some(reflection_v1))
         .add_optional_service(reflection.then_some(reflection_v1alpha))
@@ -273,6 +289,15 @@ pub async fn serve(
     tracing::info!("reducerd stopped");
     Ok(())
 }
+
+/// Streams one client connection may have open at once.
+const MAX_CONCURRENT_STREAMS: u32 = 512;
+/// How often an idle connection is pinged, and how long the answer may take before the
+/// connection is closed: peers that vanished do not keep their streams for ever.
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Every call ends this long after the longest wait a client may ask for.
+const CALL_CAP_MARGIN_SECONDS: u64 = 30;
 
 /// The server span of one RPC, continuing the caller's trace when its metadata carries a
 /// W3C `traceparent`. Logs inside the RPC carry the span's `trace_id`.

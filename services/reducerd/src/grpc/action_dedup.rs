@@ -102,9 +102,13 @@ impl ActionDedupService for ActionDedup {
         let request = request.into_inner();
         let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
         self.check_workflow(&identity, &key).await?;
-        if request.result_hash.is_empty() || request.result_hash.len() > 128 {
-            return Err(ApiError::from(FieldError::new("result_hash", "is required, at most 128 characters")).into());
+        let mut errors = FieldErrors::default();
+        if request.result_hash.is_empty() {
+            errors.0.push(FieldError::new("result_hash", "is required"));
         }
+        errors.take(crate::convert::text_field(&request.result_hash, "result_hash", 128));
+        errors.take(crate::convert::version_field(request.version, "version"));
+        errors.finish().map_err(ApiError::from)?;
         let ttl = match request.ttl_seconds {
             0 => self.default_ttl,
             seconds => Duration::from_secs(u64::from(seconds)),

@@ -52,12 +52,21 @@ impl CanonicalStore {
                 .flatten()
         };
         let provenance = request.provenance.unwrap_or_default();
-        if provenance.actor.len() > 256 || provenance.reason.len() > 1024 || provenance.correlation_id.len() > 128 {
-            errors.0.push(FieldError::new(
-                "provenance",
-                "actor ≤ 256, reason ≤ 1024 and correlation_id ≤ 128 bytes",
-            ));
-        }
+        errors.take(crate::convert::text_field(&provenance.actor, "provenance.actor", 256));
+        errors.take(crate::convert::text_field(
+            &provenance.reason,
+            "provenance.reason",
+            1024,
+        ));
+        errors.take(crate::convert::text_field(
+            &provenance.action_id,
+            "provenance.action_id",
+            128,
+        ));
+        errors.take(crate::convert::version_field(
+            request.expected_version,
+            "expected_version",
+        ));
         errors.finish()?;
         let (Some(key), Some(state), Some(namespace)) = (key, state, namespace) else {
             return Err(ApiError::Internal("validated fields missing".to_owned()));

@@ -32,8 +32,13 @@ pub struct EventBus {
     hub: Arc<Hub>,
     max_payload_bytes: usize,
     default_timeout: Duration,
+    max_timeout: Duration,
     draining: watch::Receiver<bool>,
 }
+
+/// Most entries in each list of a subscription filter, and the longest entry.
+const MAX_FILTER_ENTRIES: usize = 100;
+const MAX_FILTER_ENTRY_BYTES: usize = 256;
 
 impl EventBus {
     /// A service that queues on `queue` and waits on `hub`; subscriptions end when
@@ -43,7 +48,7 @@ impl EventBus {
         queue: ActionQueue,
         hub: Arc<Hub>,
         max_payload_bytes: usize,
-        default_timeout: Duration,
+        (default_timeout, max_timeout): (Duration, Duration),
         draining: watch::Receiver<bool>,
     ) -> Self {
         Self {
@@ -52,6 +57,7 @@ impl EventBus {
             hub,
             max_payload_bytes,
             default_timeout,
+            max_timeout,
             draining,
         }
     }
@@ -158,6 +164,16 @@ impl EventBusService for EventBus {
             0 => self.default_timeout,
             ms => Duration::from_millis(u64::from(ms)),
         };
+        if timeout > self.max_timeout {
+            return Err(ApiError::from(FieldError::new(
+                "timeout_ms",
+                format!(
+                    "must be at most {} (event_bus.max_wait_seconds); wait again after it ends",
+                    self.max_timeout.as_millis()
+                ),
+            ))
+            .into());
+        }
         let action_id = match request.action_id.as_str() {
             "" => None,
             id => Some(ActionId::parse(id, "action_id").map_err(ApiError::from)?),
@@ -191,6 +207,20 @@ impl EventBusService for EventBus {
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let identity = crate::auth::identity(&request);
         let mut filter = request.into_inner().filter.unwrap_or_default();
+        let mut errors = crate::convert::FieldErrors::default();
+        for (name, list) in [
+            ("filter.namespaces", &filter.namespaces),
+            ("filter.workflow_types", &filter.workflow_types),
+            ("filter.workflow_keys", &filter.workflow_keys),
+        ] {
+            if list.len() > MAX_FILTER_ENTRIES || list.iter().any(|entry| entry.len() > MAX_FILTER_ENTRY_BYTES) {
+                errors.0.push(FieldError::new(
+                    name,
+                    format!("must list at most {MAX_FILTER_ENTRIES} entries of at most {MAX_FILTER_ENTRY_BYTES} bytes"),
+                ));
+            }
+        }
+        errors.finish().map_err(ApiError::from)?;
         if let Some(granted) = identity.granted() {
             if filter.namespaces.is_empty() {
                 filter.namespaces = granted.iter().cloned().collect();

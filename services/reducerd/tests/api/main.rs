@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod battery;
 mod broker;
 mod canonical_store;
 mod certs;
