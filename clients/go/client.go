@@ -6,25 +6,38 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	mathrand "math/rand"
+	"os"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	pb "purereducer.dev/clients/go/gen/purereducer/v1"
 )
 
-// Options configure Dial. Token is sent as "authorization: Bearer <token>" on every call.
+// Options configure Dial.
 type Options struct {
-	TLS     bool
-	RootCAs *x509.CertPool // nil: the system roots
-	Token   string
+	// TLS connects with TLS, verifying the server's certificate against RootCAs or CAFile, or
+	// the system roots when neither is set. The other TLS options need it.
+	TLS bool
+	// RootCAs are the CAs trusted to sign the server's certificate.
+	RootCAs *x509.CertPool
+	// CAFile is a PEM file of those CAs, instead of RootCAs.
+	CAFile string
+	// ClientCertFile and ClientKeyFile are PEM files of a client certificate (chain, leaf
+	// first) and its key, for a server that requires client certificates (mutual TLS). Both
+	// or neither.
+	ClientCertFile, ClientKeyFile string
+	// Token is sent as "authorization: Bearer <token>" on every call, streams included. It is
+	// sent without TLS too, for a reducerd behind a TLS-terminating proxy or sidecar on the
+	// same host; across a network, a token on a plaintext connection can be read off the wire.
+	Token string
 	// Retries of UNAVAILABLE and DEADLINE_EXCEEDED for HandleAction and PublishAction.
 	Retries int
 }
@@ -40,25 +53,21 @@ type Client struct {
 	Projection pb.ProjectionServiceClient
 }
 
-// Dial connects to target ("host:port").
+// Dial connects to target ("host:port"). Files named in opts are read now: a missing or
+// malformed one is an error here, not at the first call.
 func Dial(target string, opts Options) (*Client, error) {
 	dialOpts := []grpc.DialOption{grpc.WithInsecure()}
 	if opts.TLS {
-		dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(
-			credentials.NewTLS(&tls.Config{RootCAs: opts.RootCAs}))}
+		transport, err := tlsCredentials(opts)
+		if err != nil {
+			return nil, err
+		}
+		dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	} else if opts.RootCAs != nil || opts.CAFile != "" || opts.ClientCertFile != "" || opts.ClientKeyFile != "" {
+		return nil, errors.New("purereducer: RootCAs, CAFile, ClientCertFile and ClientKeyFile need TLS")
 	}
 	if opts.Token != "" {
-		// Metadata rather than per-RPC credentials, so a token works on plaintext too.
-		auth := "Bearer " + opts.Token
-		dialOpts = append(dialOpts,
-			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply interface{},
-				cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
-				return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", auth), method, req, reply, cc, o...)
-			}),
-			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn,
-				method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
-				return streamer(metadata.AppendToOutgoingContext(ctx, "authorization", auth), desc, cc, method, o...)
-			}))
+		dialOpts = append(dialOpts, grpc.WithPerRPCCredentials(bearer{header: "Bearer " + opts.Token, tls: opts.TLS}))
 	}
 	conn, err := grpc.Dial(target, dialOpts...)
 	if err != nil {
@@ -78,6 +87,52 @@ func Dial(target string, opts Options) (*Client, error) {
 		Projection: pb.NewProjectionServiceClient(conn),
 	}, nil
 }
+
+// tlsCredentials is TLS as opts ask for it.
+func tlsCredentials(opts Options) (credentials.TransportCredentials, error) {
+	config := &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12}
+	if opts.CAFile != "" {
+		if opts.RootCAs != nil {
+			return nil, errors.New("purereducer: set CAFile or RootCAs, not both")
+		}
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("purereducer: CA file: %w", err)
+		}
+		config.RootCAs = x509.NewCertPool()
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("purereducer: CA file %s holds no PEM certificate", opts.CAFile)
+		}
+	}
+	if (opts.ClientCertFile == "") != (opts.ClientKeyFile == "") {
+		return nil, errors.New("purereducer: ClientCertFile and ClientKeyFile go together")
+	}
+	if opts.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.ClientCertFile, opts.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("purereducer: client certificate: %w", err)
+		}
+		config.Certificates = []tls.Certificate{cert}
+	}
+	// NewTLS offers ALPN "h2", which reducerd requires.
+	return credentials.NewTLS(config), nil
+}
+
+// bearer sends the token as per-RPC credentials.
+type bearer struct {
+	header string
+	tls    bool
+}
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": b.header}, nil
+}
+
+// RequireTransportSecurity is true on TLS connections, so grpc never sends the token on a
+// connection without transport security. On a plaintext connection (Options.TLS false) it is
+// false, or grpc would refuse to send the token at all: that is the case of a reducerd behind
+// a TLS-terminating proxy or sidecar on the same host, where the hop in the clear is local.
+func (b bearer) RequireTransportSecurity() bool { return b.tls }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }

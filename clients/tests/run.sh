@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Client checks: generated-code drift, then the Python, TypeScript and Go clients against a
-# live reducerd (REDUCERD_BIN, default target/debug/reducerd, built beforehand by cargo).
+# live reducerd (REDUCERD_BIN, default target/debug/reducerd, built beforehand by cargo), in
+# plaintext and over TLS and mutual TLS with bearer tokens (certificates made for the run by
+# clients/tests/make-certs.sh, or by trustme for Python).
 # Installs what they need when missing. Ends with one line "N passed, N failed".
 #
 #   clients/tests/run.sh
@@ -52,6 +54,8 @@ for deb in "${go_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'install ok installed' || missing+=("$deb")
 done
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+# The TypeScript tests and the Go TLS checks make their certificates with the openssl CLI.
+command -v openssl >/dev/null || apt_install openssl
 
 step "generated code matches proto/ (clients/check-drift.sh)"
 if clients/check-drift.sh; then count 1 0; else count 0 1; fi
@@ -78,20 +82,90 @@ count "$(tsn pass)" "$ts_failed" "$(tsn skipped)"
 # tsc errors or a crashed runner leave no "# fail N": count them as one failure.
 if [ "$ts_rc" -ne 0 ] && [ "$ts_failed" -eq 0 ]; then count 0 1; fi
 
+# Starts a reducerd logging to $logs/NAME.log, with the extra arguments given, and sets $addr
+# to its gRPC address; fails (showing the log) when it does not come up within 30 s.
+start_reducerd() {
+  local name=$1
+  shift
+  "$REDUCERD_BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --database-url "sqlite://$logs/$name.db" "$@" >"$logs/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  addr=""
+  for _ in $(seq 1 300); do
+    addr=$(sed -n 's/.*reducerd serving gRPC.*addr=\([^ ]*\).*/\1/p' "$logs/$name.log")
+    [ -n "$addr" ] && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "reducerd ($name) did not start:" >&2
+  cat "$logs/$name.log" >&2
+  return 1
+}
+
+# Runs the Go example and counts one check: EXPECT "ok" wants it to succeed; anything else is
+# text its failure must print (a status code, an x509 error).
+go_example() {
+  local what=$1 expect=$2 out rc=0
+  shift 2
+  out=$("$gobin" "$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed 's/^/    /'
+  if { [ "$expect" = ok ] && [ "$rc" -eq 0 ]; } ||
+    { [ "$expect" != ok ] && [ "$rc" -ne 0 ] && grep -qF -- "$expect" <<<"$out"; }; then
+    echo "  ok: $what"
+    count 1 0
+  else
+    if [ "$expect" = ok ]; then echo "  FAILED: $what (exit $rc)"; else echo "  FAILED: $what (wanted a failure saying '$expect')"; fi
+    count 0 1
+  fi
+}
+
 step "Go client (Debian toolchain): vet, build the example, run it against reducerd"
 gobin=$logs/go-example
 if clients/go/build-debian.sh vet ./... && clients/go/build-debian.sh build -o "$gobin" ./example; then
   count 1 0
-  "$REDUCERD_BIN" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
-    --database-url "sqlite://$logs/go.db" >"$logs/reducerd.log" 2>&1 &
-  pids+=($!)
-  addr=""
-  for _ in $(seq 1 300); do
-    addr=$(sed -n 's/.*reducerd serving gRPC.*addr=\([^ ]*\).*/\1/p' "$logs/reducerd.log")
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  if [ -n "$addr" ] && "$gobin" -addr "$addr"; then count 1 0; else cat "$logs/reducerd.log"; count 0 1; fi
+  if start_reducerd go; then
+    go_example "plaintext, no auth" ok -addr "$addr"
+  else
+    count 0 1
+  fi
+
+  step "Go client over TLS and mutual TLS, with a bearer token"
+  pki=$logs/pki
+  if clients/tests/make-certs.sh "$pki"; then
+    token=$(openssl rand -hex 24)
+    printf '[[token]]\nsha256 = "%s"\nsubject = "clients-test"\nnamespaces = ["*"]\nroles = ["admin"]\n' \
+      "$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)" >"$pki/tokens.toml"
+    tls_config() { # tls_config [CLIENT_CA]
+      printf '[server.tls]\ncert_file = "%s"\nkey_file = "%s"\n' "$pki/server.pem" "$pki/server.key"
+      [ -z "${1:-}" ] || printf 'client_ca_file = "%s"\n' "$1"
+      printf '\n[auth]\nmode = "token"\ntokens_file = "%s"\n' "$pki/tokens.toml"
+    }
+    tls_config >"$pki/tls.toml"
+    tls_config "$pki/ca.pem" >"$pki/mtls.toml"
+    if start_reducerd go-tls --config "$pki/tls.toml"; then
+      go_example "TLS with a token" ok -addr "$addr" -tls -ca-file "$pki/ca.pem" -token "$token"
+      go_example "TLS without a token is refused" "code = Unauthenticated" \
+        -addr "$addr" -tls -ca-file "$pki/ca.pem" -token ""
+      go_example "a wrong token is refused" "code = Unauthenticated" \
+        -addr "$addr" -tls -ca-file "$pki/ca.pem" -token "not-$token"
+      go_example "a client that does not trust the server's CA fails" \
+        "x509: certificate signed by unknown authority" \
+        -addr "$addr" -tls -ca-file "$pki/stranger-ca.pem" -token "$token"
+    else
+      count 0 1
+    fi
+    if start_reducerd go-mtls --config "$pki/mtls.toml"; then
+      go_example "mutual TLS with a client certificate and a token" ok -addr "$addr" -tls \
+        -ca-file "$pki/ca.pem" -client-cert "$pki/client.pem" -client-key "$pki/client.key" -token "$token"
+      go_example "mutual TLS without a client certificate is refused" "code = Unavailable" \
+        -addr "$addr" -tls -ca-file "$pki/ca.pem" -token "$token"
+    else
+      count 0 1
+    fi
+  else
+    count 0 1
+  fi
 else
   count 0 1
 fi

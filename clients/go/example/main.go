@@ -1,6 +1,8 @@
-// Example: apply an action, repeat it, read the state and lose a compare-and-set race.
+// Example: apply an action, repeat it, read the state, lose a compare-and-set race and watch
+// a commit arrive on a subscription.
 //
 //	go run ./example -addr localhost:50051
+//	go run ./example -addr reducer.internal:50051 -tls -ca-file ca.pem -token "$TOKEN"
 //
 // Exits non-zero when the server does not answer as documented (the client tests run it).
 package main
@@ -20,9 +22,15 @@ import (
 func main() {
 	addr := flag.String("addr", "localhost:50051", "reducerd gRPC address")
 	key := flag.String("key", fmt.Sprintf("go-example-%d", time.Now().UnixNano()), "workflow key")
+	useTLS := flag.Bool("tls", false, "connect with TLS")
+	caFile := flag.String("ca-file", "", "PEM file of the CAs that sign the server's certificate (default: the system roots)")
+	clientCert := flag.String("client-cert", "", "PEM file of a client certificate, for mutual TLS")
+	clientKey := flag.String("client-key", "", "PEM file of the client certificate's key")
+	token := flag.String("token", os.Getenv("PURE_REDUCER_TOKEN"), "bearer token (default: $PURE_REDUCER_TOKEN)")
 	flag.Parse()
 
-	client, err := purereducer.Dial(*addr, purereducer.Options{Token: os.Getenv("PURE_REDUCER_TOKEN")})
+	client, err := purereducer.Dial(*addr, purereducer.Options{TLS: *useTLS, CAFile: *caFile,
+		ClientCertFile: *clientCert, ClientKeyFile: *clientKey, Token: *token})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,6 +62,37 @@ func main() {
 	check(err)
 	fmt.Printf("try-commit with a stale version: committed=%v current version %d\n", committed, version)
 	expect(!committed && version == 1, "a stale expected_version is a conflict carrying the current version")
+
+	// Subscribe, wait for the server's response headers (sent once the subscription is in
+	// place), then commit: the commit arrives on the stream. Events reach subscribers a little
+	// after their commit, so earlier commits of the key may come first, in version order.
+	subCtx, unsubscribe := context.WithCancel(ctx)
+	defer unsubscribe()
+	events, err := client.Subscribe(subCtx, &pb.SubscriptionFilter{WorkflowKeys: []string{*key}})
+	check(err)
+	_, err = events.Header()
+	check(err)
+	action.ActionID = ""
+	action.Payload = map[string]interface{}{"total": 43}
+	next, err := client.HandleAction(ctx, action)
+	check(err)
+	expect(next.Status == pb.ActionStatus_ACTION_STATUS_COMMITTED && next.Version == 2, "the next action commits version 2")
+	var last uint64
+	for {
+		event, err := events.Recv()
+		check(err)
+		commit := event.GetEvent().GetStateCommitted()
+		if commit == nil {
+			continue
+		}
+		fmt.Printf("subscribe: state committed at version %d\n", commit.Version)
+		expect(commit.WorkflowKey == *key && commit.Version > last && commit.Version <= next.Version,
+			"the subscription sees its key's commits, in version order")
+		last = commit.Version
+		if commit.Version == next.Version {
+			break
+		}
+	}
 }
 
 func check(err error) {

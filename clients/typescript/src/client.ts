@@ -1,5 +1,7 @@
 // A thin client over the generated Connect stubs, speaking gRPC over HTTP/2.
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type * as http2 from "node:http2";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client as Stub, type Interceptor } from "@connectrpc/connect";
@@ -94,11 +96,21 @@ export interface Watermark {
 }
 
 export interface ClientOptions {
+  /** Connect with TLS (HTTP/2 over TLS). An https:// target means the same. */
   tls?: boolean;
-  /** Sent as `authorization: Bearer <token>` on every call. */
+  /** Sent as `authorization: Bearer <token>` on every call, streams included. It goes out on
+   * plaintext connections as well, for a server behind a local TLS-terminating proxy; across a
+   * network, use TLS. */
   token?: string;
-  /** PEM roots for TLS; the system roots when absent. */
+  /** Path of a PEM file with the CAs that sign the server's certificate; the system roots when
+   * neither this nor rootCertificates is given. */
+  caFile?: string;
+  /** The same CAs as PEM text, instead of caFile. */
   rootCertificates?: string | Buffer;
+  /** Paths of PEM files with a client certificate (chain, leaf first) and its key, for a server
+   * that requires client certificates (mutual TLS). Both or neither. */
+  clientCert?: string;
+  clientKey?: string;
 }
 
 export interface ActionInput {
@@ -128,9 +140,13 @@ export class Client {
   private readonly bus: Stub<typeof EventBusService>;
   private readonly projection: Stub<typeof ProjectionService>;
 
-  /** `target` is "host:port" (or a full http:// / https:// URL). */
+  /** `target` is "host:port" (or a full http:// / https:// URL; https:// means TLS). */
   constructor(target: string, options: ClientOptions = {}) {
     const baseUrl = target.includes("://") ? target : `${options.tls ? "https" : "http"}://${target}`;
+    const secure = new URL(baseUrl).protocol === "https:";
+    if (options.tls !== undefined && options.tls !== secure) {
+      throw new Error(`tls: ${options.tls} contradicts the target ${target}`);
+    }
     const interceptors: Interceptor[] = [];
     if (options.token) {
       const header = `Bearer ${options.token}`;
@@ -139,7 +155,7 @@ export class Client {
         return next(req);
       });
     }
-    const nodeOptions = options.rootCertificates ? { ca: options.rootCertificates } : {};
+    const nodeOptions = tlsOptions(options, secure);
     // Our own session manager, so close() can end the HTTP/2 connection and let node exit.
     this.sessions = new Http2SessionManager(baseUrl, {}, nodeOptions);
     const transport = createGrpcTransport({ baseUrl, interceptors, sessionManager: this.sessions });
@@ -304,6 +320,29 @@ export class Client {
       updatedAt: date(w.updatedAt),
     }));
   }
+}
+
+// The node:tls options for the connection: trusted CAs and the client certificate.
+function tlsOptions(options: ClientOptions, secure: boolean): http2.SecureClientSessionOptions {
+  const given = (["caFile", "rootCertificates", "clientCert", "clientKey"] as const).filter(
+    (name) => options[name] !== undefined,
+  );
+  if (!secure) {
+    if (given.length) throw new Error(`TLS options without TLS: ${given.join(", ")} (set tls: true or use an https:// target)`);
+    return {};
+  }
+  if (options.caFile !== undefined && options.rootCertificates !== undefined) {
+    throw new Error("give caFile or rootCertificates, not both");
+  }
+  if ((options.clientCert === undefined) !== (options.clientKey === undefined)) {
+    throw new Error("clientCert and clientKey go together");
+  }
+  const ca = options.caFile !== undefined ? readFileSync(options.caFile) : options.rootCertificates;
+  return {
+    ...(ca !== undefined && { ca }),
+    ...(options.clientCert !== undefined && { cert: readFileSync(options.clientCert) }),
+    ...(options.clientKey !== undefined && { key: readFileSync(options.clientKey) }),
+  };
 }
 
 function toAction(input: ActionInput) {

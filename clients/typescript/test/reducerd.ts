@@ -1,5 +1,6 @@
 // Starts a live reducerd for the tests (the binary is built by cargo beforehand).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,7 +10,7 @@ import { fileURLToPath } from "node:url";
 // dist/test/reducerd.js -> the repository root is five levels up.
 const repo = resolve(fileURLToPath(import.meta.url), "../../../../..");
 export const REDUCERD = process.env.REDUCERD_BIN ?? join(repo, "target/debug/reducerd");
-
+const MAKE_CERTS = join(repo, "clients/tests/make-certs.sh");
 
 export interface Reducerd {
   addr: string;
@@ -55,4 +56,52 @@ function waitForAddr(proc: ChildProcess, timeoutMs: number): Promise<string> {
       else reject(new Error(`no addr= in: ${line}`));
     });
   });
+}
+
+/** Certificates made for one run by clients/tests/make-certs.sh, and tokens reducerd accepts. */
+export interface Pki {
+  dir: string;
+  /** The CA that signed server.pem and client.pem. */
+  ca: string;
+  /** A CA that signed nothing the server uses. */
+  strangerCa: string;
+  clientCert: string;
+  clientKey: string;
+  /** A client certificate and key from the other CA. */
+  outsiderCert: string;
+  outsiderKey: string;
+  /** Tokens with the admin and the reader role, for every namespace. */
+  admin: string;
+  reader: string;
+  /** The reducerd config for TLS and token auth; with `clientCa`, client certificates too. */
+  config(clientCa?: boolean): string;
+  remove(): void;
+}
+
+export function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), "pki-ts-"));
+  execFileSync(MAKE_CERTS, [dir], { stdio: ["ignore", "inherit", "inherit"] });
+  const admin = randomBytes(24).toString("base64url");
+  const reader = randomBytes(24).toString("base64url");
+  const entry = (token: string, subject: string, role: string) =>
+    `[[token]]\nsha256 = "${createHash("sha256").update(token).digest("hex")}"\n` +
+    `subject = "${subject}"\nnamespaces = ["*"]\nroles = ["${role}"]\n\n`;
+  writeFileSync(join(dir, "tokens.toml"), entry(admin, "clients-test", "admin") + entry(reader, "clients-reader", "reader"));
+  const file = (name: string) => join(dir, name);
+  return {
+    dir,
+    ca: file("ca.pem"),
+    strangerCa: file("stranger-ca.pem"),
+    clientCert: file("client.pem"),
+    clientKey: file("client.key"),
+    outsiderCert: file("outsider.pem"),
+    outsiderKey: file("outsider.key"),
+    admin,
+    reader,
+    config: (clientCa = false) =>
+      `[server.tls]\ncert_file = "${file("server.pem")}"\nkey_file = "${file("server.key")}"\n` +
+      (clientCa ? `client_ca_file = "${file("ca.pem")}"\n` : "") +
+      `\n[auth]\nmode = "token"\ntokens_file = "${file("tokens.toml")}"\n`,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }

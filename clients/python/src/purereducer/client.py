@@ -1,10 +1,11 @@
 """A thin, synchronous client over the generated gRPC stubs."""
 
+import os
 import random
 import time
 import uuid
 from datetime import timezone
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Union
 
 import grpc
 from google.protobuf import json_format
@@ -43,12 +44,21 @@ from .types import (
 # waiting before it answered. The action id makes a repeat apply at most once.
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
+StrPath = Union[str, "os.PathLike[str]"]
+
 
 class Client:
     """Talks to reducerd at `target` ("host:port").
 
-    `token` is sent as `authorization: Bearer <token>` on every call; `tls` uses a secure
-    channel with `root_certificates` (PEM bytes; the system roots when None).
+    `tls=True` opens a TLS channel and verifies the server against `ca_file` (a PEM file) or
+    `root_certificates` (PEM bytes), or the system roots when neither is given. A server that
+    asks for client certificates gets `client_cert` and `client_key` (PEM files, both or
+    neither).
+
+    `token` is sent as `authorization: Bearer <token>` on every call, streams included. It is
+    sent on a plaintext channel too, for a reducerd reached through a local TLS-terminating
+    proxy or sidecar; anywhere else a token over plaintext can be read off the wire, so use
+    `tls=True`.
     """
 
     def __init__(
@@ -57,14 +67,23 @@ class Client:
         tls: bool = False,
         token: Optional[str] = None,
         root_certificates: Optional[bytes] = None,
+        ca_file: Optional[StrPath] = None,
+        client_cert: Optional[StrPath] = None,
+        client_key: Optional[StrPath] = None,
     ):
         if tls:
-            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            creds = _tls_credentials(root_certificates, ca_file, client_cert, client_key)
             self._channel = grpc.secure_channel(target, creds)
         else:
+            given = [name for name, value in (("root_certificates", root_certificates),
+                                              ("ca_file", ca_file),
+                                              ("client_cert", client_cert),
+                                              ("client_key", client_key)) if value is not None]
+            if given:
+                raise ValueError(f"TLS options without tls=True: {', '.join(given)}")
             self._channel = grpc.insecure_channel(target)
-        # Metadata rather than call credentials, so a token works on plaintext channels too
-        # (a local reducerd behind an authenticating proxy, for example).
+        # Metadata on each call rather than call credentials: grpc refuses call credentials on
+        # plaintext channels, and a token must work behind a TLS-terminating proxy as well.
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._reducer = reducer_pb2_grpc.ReducerServiceStub(self._channel)
         self._store = canonical_store_pb2_grpc.CanonicalStoreServiceStub(self._channel)
@@ -307,6 +326,25 @@ class Client:
                 # Full jitter, 50 ms doubling up to 1 s, so retrying clients spread out.
                 time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
         raise AssertionError("unreachable")
+
+
+def _tls_credentials(root_certificates, ca_file, client_cert, client_key) -> grpc.ChannelCredentials:
+    if root_certificates is not None and ca_file is not None:
+        raise ValueError("give ca_file or root_certificates, not both")
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("client_cert and client_key go together")
+    if ca_file is not None:
+        root_certificates = _read(ca_file)
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_certificates,
+        private_key=_read(client_key) if client_key is not None else None,
+        certificate_chain=_read(client_cert) if client_cert is not None else None,
+    )
+
+
+def _read(path: StrPath) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _action(workflow_key, workflow_type, action_type, payload, action_id, namespace, correlation_id):
