@@ -74,6 +74,39 @@ def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return objects
 
 
+def render_notes(values: dict[str, Any] | None = None) -> str:
+    """The chart's NOTES.txt as `helm install` prints it."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    (notes,) = [text for template, text in manifests.items() if template.endswith("NOTES.txt")]
+    return notes
+
+
+def secret_file(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
+    """(Secret name, key) that the file `path` in `container` is mounted from.
+
+    Fails unless the file comes from a whole Secret volume: a subPath mount never sees the
+    kubelet's updates, so reducerd could not reload a rotated token or certificate.
+    """
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    mounts = sorted(container.get("volumeMounts", []), key=lambda m: len(m["mountPath"]), reverse=True)
+    for mount in mounts:
+        directory = mount["mountPath"].rstrip("/")
+        if not path.startswith(directory + "/"):
+            continue
+        assert "subPath" not in mount and "subPathExpr" not in mount, f"{path}: mounted with subPath"
+        assert mount.get("readOnly") is True, f"{path}: mount {mount['name']} is writable"
+        secret = volumes[mount["name"]].get("secret")
+        assert secret is not None, f"{path}: volume {mount['name']} is not a Secret"
+        relative = path[len(directory) + 1:]
+        items = {item["path"]: item["key"] for item in secret.get("items", [])}
+        if items:
+            assert relative in items, f"{path}: Secret {secret['secretName']} does not project {relative}"
+            return secret["secretName"], items[relative]
+        return secret["secretName"], relative
+    raise AssertionError(f"{path} is not on any volume of container {container['name']}")
+
+
 def strip(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without the test's bookkeeping key."""
     return {key: value for key, value in obj.items() if key != "_template"}

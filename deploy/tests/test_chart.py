@@ -92,12 +92,33 @@ def test_each_deployment_runs_its_roles(objects: list[dict[str, Any]]) -> None:
 
 
 def test_probes_use_native_grpc_health_checks(objects: list[dict[str, Any]]) -> None:
+    # grpc.health.v1 stays open with auth.mode "token", so the kubelet needs no credential;
+    # the kubelet's gRPC probe speaks cleartext only, so with TLS the probes are TCP checks.
+    tls = "tls" in config_toml(objects)["server"]
     for deployment in of_kind(objects, "Deployment"):
         (container,) = containers(deployment)
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports == {"grpc": GRPC_PORT, "metrics": METRICS_PORT}
         for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            assert container[probe]["grpc"] == {"port": GRPC_PORT}, (component(deployment), probe)
+            # Never /metrics: it answers 401 without a token.
+            assert "httpGet" not in container[probe], (component(deployment), probe)
+            if tls:
+                assert "grpc" not in container[probe]
+                assert container[probe]["tcpSocket"] == {"port": "grpc"}, (component(deployment), probe)
+            else:
+                assert container[probe]["grpc"] == {"port": GRPC_PORT}, (component(deployment), probe)
+
+
+def test_probes_switch_to_tcp_only_with_tls() -> None:
+    plain = by_component(render(), "Deployment")
+    tls = by_component(render({"tls": {"existingSecret": "cert"}}), "Deployment")
+    for name in CHART_COMPONENTS:
+        (before,) = containers(plain[name])
+        (after,) = containers(tls[name])
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert before[probe]["grpc"] == {"port": GRPC_PORT}
+            assert after[probe]["tcpSocket"] == {"port": "grpc"}
+            assert set(after[probe]) - {"tcpSocket"} == set(before[probe]) - {"grpc"}
 
 
 def test_services_select_their_deployment(objects: list[dict[str, Any]]) -> None:
@@ -170,7 +191,7 @@ def config_toml(objects: list[dict[str, Any]]) -> dict[str, Any]:
 def test_config_map_is_the_values_as_toml(objects: list[dict[str, Any]]) -> None:
     config = config_toml(objects)
     assert set(config) <= {"server", "storage", "reducer", "dedup", "kafka", "projection",
-                           "event_bus", "telemetry", "workflow_types"}
+                           "event_bus", "telemetry", "workflow_types", "auth"}
     assert config["server"]["listen"] == f"0.0.0.0:{GRPC_PORT}"
     assert config["server"]["metrics_listen"] == f"0.0.0.0:{METRICS_PORT}"
     # Integers stay integers (Helm reads values as floats; reducerd rejects 3.0 for a count).
@@ -178,6 +199,7 @@ def test_config_map_is_the_values_as_toml(objects: list[dict[str, Any]]) -> None
     for table in config.values():
         for key, value in table.items():
             assert not isinstance(value, float), f"{key} = {value!r} was written as a float"
+    assert config["server"]["reflection"] in ("admin", "off")
     assert config["dedup"] == {"ttl_seconds": 21600, "cleanup_interval_seconds": 300}
     assert config["kafka"]["state_committed_topic"] == "omninode_bridge.onex.evt.state-committed.v1"
     assert config["projection"]["consumer_group"] == "projection-materializer"
@@ -248,7 +270,12 @@ def test_migration_job_runs_before_install_and_upgrade(objects: list[dict[str, A
     assert not job["spec"]["template"]["spec"].get("volumes", []) or all(
         "configMap" not in v for v in job["spec"]["template"]["spec"]["volumes"]
     )
+    read = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    read |= {v["secret"]["secretName"] for v in job["spec"]["template"]["spec"].get("volumes", []) if "secret" in v}
+    assert read
     for secret in of_kind(objects, "Secret"):
+        if secret["metadata"]["name"] not in read:
+            continue
         secret_annotations = secret["metadata"]["annotations"]
         assert "pre-install" in secret_annotations["helm.sh/hook"]
         assert int(secret_annotations["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])

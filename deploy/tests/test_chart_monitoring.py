@@ -113,6 +113,26 @@ SERVICE_MONITOR_SPEC = {
                     "interval": {"type": "string", "pattern": DURATION},
                     "scrapeTimeout": {"type": "string", "pattern": DURATION},
                     "honorLabels": {"type": "boolean"},
+                    # SafeAuthorization: the credentials come from a Secret in the monitor's
+                    # namespace, never inline.
+                    "authorization": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["credentials"],
+                        "properties": {
+                            "type": {"type": "string", "minLength": 1},
+                            "credentials": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["key"],
+                                "properties": {
+                                    "name": {"type": "string", "minLength": 1},
+                                    "key": {"type": "string", "minLength": 1},
+                                    "optional": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
                     "relabelings": {
                         "type": "array",
                         "items": {

@@ -1,9 +1,12 @@
 """The compose stack (deploy/compose) refers only to images, build contexts, ports, files and
 services that exist, matches the runbook, and the Prometheus, Grafana and OpenTelemetry
-collector configs it mounts are consistent with it (`promtool check config` included)."""
+collector configs it mounts are consistent with it (`promtool check config` included). Its
+reducerd services run with auth.mode = "token", their tokens file parses the way reducerd
+reads it, and Prometheus scrapes with a token listed there."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -16,6 +19,7 @@ import yaml
 from deploy_support import (
     ALL_ROLES,
     COMPOSE_DIR,
+    DEPLOY_DOC,
     DOCKERFILE,
     GRAFANA_DIR,
     GRPC_PORT,
@@ -67,6 +71,33 @@ def bind_mounts(service: dict[str, Any]) -> Iterator[tuple[str, str]]:
         source, _, rest = volume.partition(":")
         if source.startswith((".", "/", "~")):
             yield source, rest.split(":")[0]
+
+
+def host_path(service: dict[str, Any], path: str) -> tuple[Path, bool]:
+    """The host file behind container path `path`, and whether its mount is a directory mount
+    that is read-only."""
+    best: tuple[str, str, bool] | None = None
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") != "bind":
+                continue
+            source, target, readonly = volume["source"], volume["target"], bool(volume.get("read_only"))
+        else:
+            source, _, rest = volume.partition(":")
+            if not source.startswith((".", "/", "~")):
+                continue
+            target, _, options = rest.partition(":")
+            readonly = "ro" in options.split(",")
+        target = target.rstrip("/")
+        if (path == target or path.startswith(target + "/")) and (best is None or len(target) > len(best[1])):
+            best = (source, target, readonly)
+    assert best is not None, f"{path} is not bind-mounted"
+    source, target, readonly = best
+    host = (COMPOSE_DIR / source).resolve()
+    if path != target:
+        assert host.is_dir(), f"{source} is mounted at {target} but is not a directory"
+        host = host / path[len(target) + 1:]
+    return host, readonly and path != target
 
 
 def env_of(service: dict[str, Any]) -> dict[str, str]:
@@ -230,7 +261,7 @@ def test_compose_kafka_runs_kraft_with_a_host_listener(compose: dict[str, Any]) 
 def test_compose_reducerd_config_is_valid_toml() -> None:
     config = tomllib.loads((COMPOSE_DIR / "reducerd.toml").read_text())
     assert set(config) <= {"server", "storage", "reducer", "dedup", "kafka", "projection",
-                           "event_bus", "telemetry", "workflow_types"}
+                           "event_bus", "telemetry", "workflow_types", "auth"}
     assert config["server"]["metrics_listen"].endswith(f":{METRICS_PORT}")
     assert config["server"]["listen"].endswith(f":{GRPC_PORT}")
     assert config["projection"]["consumer_group"] == "projection-materializer"
@@ -328,3 +359,80 @@ def test_grafana_provisioning_matches_the_mounts(compose: dict[str, Any]) -> Non
         uids.add(yaml.safe_load(dashboard.read_text()).get("uid"))
     assert "pure-reducer-6c" in uids
     assert host_port_map(compose)[3000] == ("grafana", 3000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Authentication in the compose stack.
+# ---------------------------------------------------------------------------------------------
+TOKENS_FILE = COMPOSE_DIR / "auth/tokens.toml"
+DEV_ADMIN_TOKEN = "pure-reducer-dev-admin-token"
+
+
+def listed_tokens(path: Path) -> dict[str, dict[str, Any]]:
+    """sha256 -> [[token]] entry of a tokens file, checked the way reducerd reads it."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in tomllib.loads(path.read_text())["token"]:
+        assert set(entry) == {"sha256", "subject", "namespaces", "roles"}, entry
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), f"{entry['subject']}: sha256 {entry['sha256']!r}"
+        assert entry["subject"].strip()
+        assert entry["namespaces"] and all(isinstance(n, str) and n for n in entry["namespaces"])
+        assert entry["roles"] and set(entry["roles"]) <= {"reader", "writer", "admin"}, entry["roles"]
+        assert entry["sha256"] not in found, f"{entry['subject']}: the same token is listed twice"
+        found[entry["sha256"]] = entry
+    return found
+
+
+def test_compose_reducerd_requires_tokens(compose: dict[str, Any]) -> None:
+    config = tomllib.loads((COMPOSE_DIR / "reducerd.toml").read_text())
+    assert config["auth"]["mode"] == "token"
+    tokens_file = config["auth"]["tokens_file"]
+    for name in REDUCERD_SERVICES:
+        service = compose["services"][name]
+        env = env_of(service)
+        # Nothing in the environment turns authentication back off.
+        assert env.get("PURE_REDUCER_AUTH_MODE", "token") == "token", name
+        assert env.get("PURE_REDUCER_AUTH_TOKENS_FILE", tokens_file) == tokens_file, name
+        host, directory_ro = host_path(service, tokens_file)
+        assert host == TOKENS_FILE, (name, host)
+        # A read-only directory mount: edits on the host reach the container, which a
+        # single-file bind mount does not guarantee.
+        assert directory_ro, f"{name}: mount the tokens directory read-only, not the file"
+
+
+def test_compose_tokens_file_holds_development_tokens() -> None:
+    tokens = listed_tokens(TOKENS_FILE)
+    assert len(tokens) >= 2
+    admin = tokens[hashlib.sha256(DEV_ADMIN_TOKEN.encode()).hexdigest()]
+    assert admin["roles"] == ["admin"] and admin["namespaces"] == ["*"]
+    text = TOKENS_FILE.read_text()
+    assert "DEVELOPMENT TOKENS ONLY" in text and "Replace" in text
+    assert DEV_ADMIN_TOKEN in DEPLOY_DOC.read_text()
+
+
+def test_prometheus_scrapes_reducerd_with_a_listed_token(compose: dict[str, Any]) -> None:
+    service, config_path = prometheus_service(compose)
+    config = load_yaml(config_path)
+    tokens = listed_tokens(TOKENS_FILE)
+    checked = set()
+    for job in config["scrape_configs"]:
+        hosts = {name for dns in job.get("dns_sd_configs", []) for name in dns["names"]}
+        hosts |= {target.rpartition(":")[0] for static in job.get("static_configs", []) for target in static["targets"]}
+        if not hosts & REDUCERD_SERVICES:
+            continue
+        auth = job.get("authorization")
+        assert auth, f"job {job['job_name']} scrapes reducerd without a bearer token"
+        assert auth.get("type", "Bearer") == "Bearer"
+        assert "bearer_token" not in job and "bearer_token_file" not in job
+        if "credentials_file" in auth:
+            path = auth["credentials_file"]
+            container = path if path.startswith("/") else f"/etc/prometheus/{path}"
+            host, _ = host_path(service, container)
+            token = host.read_text().strip()  # Prometheus trims the file's whitespace
+        else:
+            token = auth["credentials"]
+        assert token
+        entry = tokens.get(hashlib.sha256(token.encode()).hexdigest())
+        assert entry, f"job {job['job_name']}: its token is not listed in {TOKENS_FILE.name}"
+        assert entry["roles"], "a token without a role gets 403 from /metrics"
+        checked |= hosts & REDUCERD_SERVICES
+    assert checked == REDUCERD_SERVICES

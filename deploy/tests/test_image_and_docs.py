@@ -88,3 +88,16 @@ def test_deploy_doc_points_at_real_files() -> None:
         assert (REPO / path.rstrip("/")).exists(), f"docs/deploy.md mentions missing {path}"
     for needed in ("helm upgrade --install", "docker compose", "--scale", "reducerd migrate", "partitions"):
         assert needed in text, needed
+
+
+def test_deploy_doc_covers_auth_and_tls() -> None:
+    text = DEPLOY_DOC.read_text()
+    values = load_yaml(CHART / "values.yaml")
+    for section in ("auth", "tls"):
+        for key in values[section]:
+            assert f"`{section}.{key}" in text, f"docs/deploy.md does not explain {section}.{key}"
+    for key in ("serviceMonitor.tokenSecret", "kafka.caSecret", "database.caSecret"):
+        assert f"`{key}" in text, key
+    assert "**development tokens**" in text
+    for needed in ("sha256sum", "Rotating tokens and certificates", 'auth.mode = "token"'):
+        assert needed in text, needed

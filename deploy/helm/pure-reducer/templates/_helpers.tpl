@@ -116,6 +116,81 @@ database-url
       key: {{ include "pure-reducer.databaseSecretKey" . }}
 {{- end }}
 
+{{/*
+Where Secrets are mounted in the pods. Whole Secret volumes, never subPath, so the kubelet's
+updates reach the files and reducerd's reloads pick them up.
+*/}}
+{{- define "pure-reducer.secretsDir" -}}
+/var/run/secrets/pure-reducer
+{{- end }}
+
+{{- define "pure-reducer.authEnabled" -}}
+{{- if eq (toString .Values.auth.mode) "token" }}true{{ end }}
+{{- end }}
+
+{{- define "pure-reducer.tlsEnabled" -}}
+{{- if .Values.tls.existingSecret }}true{{ end }}
+{{- end }}
+
+{{/* The chart makes the tokens Secret itself: token mode, no existing Secret. */}}
+{{- define "pure-reducer.authGenerated" -}}
+{{- if and (include "pure-reducer.authEnabled" .) (not .Values.auth.existingSecret) .Values.auth.generateTokens }}true{{ end }}
+{{- end }}
+
+{{- define "pure-reducer.authSecretName" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecret }}
+{{- else }}
+{{- printf "%s-auth" (include "pure-reducer.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "pure-reducer.authSecretKey" -}}
+{{- if .Values.auth.existingSecret }}
+{{- .Values.auth.existingSecretKey }}
+{{- else -}}
+tokens.toml
+{{- end }}
+{{- end }}
+
+{{- define "pure-reducer.clientCaSecretName" -}}
+{{- default .Values.tls.existingSecret .Values.tls.clientCaSecret }}
+{{- end }}
+
+{{/* The Secret and key the ServiceMonitor reads its bearer token from, as YAML. */}}
+{{- define "pure-reducer.scrapeTokenSecret" -}}
+{{- if .Values.serviceMonitor.tokenSecret.name }}
+name: {{ .Values.serviceMonitor.tokenSecret.name }}
+key: {{ .Values.serviceMonitor.tokenSecret.key }}
+{{- else if include "pure-reducer.authGenerated" . }}
+name: {{ include "pure-reducer.authSecretName" . }}
+key: metrics-token
+{{- else }}
+{{- fail "serviceMonitor.tokenSecret.name is required with auth.mode \"token\" and auth.existingSecret: Prometheus needs a bearer token to scrape /metrics (a Secret holding a token listed in the tokens file, role reader)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks of the auth, TLS and CA values; included by the Deployments so every render runs them.
+*/}}
+{{- define "pure-reducer.validateSecurity" -}}
+{{- if not (has (toString .Values.auth.mode) (list "none" "token")) }}
+{{- fail (printf "auth.mode must be \"token\" or \"none\" (got %v)" .Values.auth.mode) }}
+{{- end }}
+{{- if and (include "pure-reducer.authEnabled" .) (not .Values.auth.existingSecret) (not .Values.auth.generateTokens) }}
+{{- fail "auth.mode is \"token\" but no tokens Secret is given: set auth.existingSecret to a Secret whose key auth.existingSecretKey (tokens.toml) holds the tokens file, or auth.generateTokens=true to let the chart create one" }}
+{{- end }}
+{{- if and .Values.auth.existingSecret (not .Values.auth.existingSecretKey) }}
+{{- fail "auth.existingSecretKey must name the key of auth.existingSecret that holds the tokens file" }}
+{{- end }}
+{{- if and .Values.tls.requireClientCertificates (not .Values.tls.existingSecret) }}
+{{- fail "tls.requireClientCertificates needs TLS: set tls.existingSecret to a Secret with tls.crt and tls.key" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (include "pure-reducer.authEnabled" .) }}
+{{- $_ := include "pure-reducer.scrapeTokenSecret" . }}
+{{- end }}
+{{- end }}
+
 {{- define "pure-reducer.kafkaEnv" -}}
 {{- with .Values.kafka.brokers }}
 - name: PURE_REDUCER_KAFKA_BROKERS
@@ -140,6 +215,93 @@ database-url
     secretKeyRef:
       name: {{ .Values.kafka.existingSecret }}
       key: {{ .Values.kafka.passwordKey }}
+{{- end }}
+{{- if .Values.kafka.caSecret }}
+- name: PURE_REDUCER_KAFKA_SSL_CA_FILE
+  value: {{ include "pure-reducer.secretsDir" . }}/kafka/ca.crt
+{{- end }}
+{{- end }}
+
+{{/* Secret volumes of the role pods (and, for the database CA, the migration Job). */}}
+{{- define "pure-reducer.databaseCaVolume" -}}
+{{- if .Values.database.caSecret }}
+- name: database-ca
+  secret:
+    secretName: {{ .Values.database.caSecret }}
+    items:
+      - key: {{ .Values.database.caSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "pure-reducer.databaseCaMount" -}}
+{{- if .Values.database.caSecret }}
+- name: database-ca
+  mountPath: {{ include "pure-reducer.secretsDir" . }}/database
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "pure-reducer.securityVolumes" -}}
+{{- include "pure-reducer.databaseCaVolume" . }}
+{{- if include "pure-reducer.authEnabled" . }}
+# Only the tokens file: the generated Secret also holds the tokens themselves.
+- name: auth-tokens
+  secret:
+    secretName: {{ include "pure-reducer.authSecretName" . }}
+    items:
+      - key: {{ include "pure-reducer.authSecretKey" . }}
+        path: tokens.toml
+{{- end }}
+{{- if include "pure-reducer.tlsEnabled" . }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- if .Values.tls.requireClientCertificates }}
+- name: tls-client-ca
+  secret:
+    secretName: {{ include "pure-reducer.clientCaSecretName" . }}
+    items:
+      - key: {{ .Values.tls.clientCaSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- if .Values.kafka.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .Values.kafka.caSecret }}
+    items:
+      - key: {{ .Values.kafka.caSecretKey }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "pure-reducer.securityMounts" -}}
+{{- include "pure-reducer.databaseCaMount" . }}
+{{- if include "pure-reducer.authEnabled" . }}
+- name: auth-tokens
+  mountPath: {{ include "pure-reducer.secretsDir" . }}/auth
+  readOnly: true
+{{- end }}
+{{- if include "pure-reducer.tlsEnabled" . }}
+- name: tls
+  mountPath: {{ include "pure-reducer.secretsDir" . }}/tls
+  readOnly: true
+{{- if .Values.tls.requireClientCertificates }}
+- name: tls-client-ca
+  mountPath: {{ include "pure-reducer.secretsDir" . }}/tls-client-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- if .Values.kafka.caSecret }}
+- name: kafka-ca
+  mountPath: {{ include "pure-reducer.secretsDir" . }}/kafka
+  readOnly: true
 {{- end }}
 {{- end }}
 
