@@ -278,6 +278,11 @@ pub struct TelemetryConfig {
     pub otlp_endpoint: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// Namespaces that always get their own `namespace` metric label.
+    pub metric_namespaces: Vec<String>,
+    /// How many other namespaces get their own label, first seen first; the rest share
+    /// `namespace="other"`, so clients cannot grow the number of series without bound.
+    pub max_metric_namespaces: usize,
 }
 
 impl Default for TelemetryConfig {
@@ -285,6 +290,8 @@ impl Default for TelemetryConfig {
         Self {
             otlp_endpoint: String::new(),
             log_format: "text".to_owned(),
+            metric_namespaces: vec!["default".to_owned()],
+            max_metric_namespaces: 50,
         }
     }
 }

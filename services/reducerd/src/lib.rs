@@ -113,6 +113,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tls::install_default_provider();
+    metrics::limit_namespace_labels(
+        &app.config.telemetry.metric_namespaces,
+        app.config.telemetry.max_metric_namespaces,
+    );
     let max_payload = app.config.server.max_payload_bytes;
     let max_message = app.config.server.max_message_bytes;
     let hub = Hub::new();

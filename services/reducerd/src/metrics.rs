@@ -342,11 +342,54 @@ impl Metrics {
     }
 }
 
+/// Which namespaces get a `namespace` label of their own (see [`limit_namespace_labels`]).
+#[derive(Debug)]
+struct NamespaceLabels {
+    configured: std::collections::BTreeSet<String>,
+    seen: std::collections::BTreeSet<String>,
+    max_seen: usize,
+}
+
+static NAMESPACE_LABELS: Mutex<Option<NamespaceLabels>> = Mutex::new(None);
+
+/// The label value of namespaces beyond the limit.
+pub const OTHER_NAMESPACE: &str = "other";
+
+/// Gives `configured` namespaces their own label, and the first `max_seen` others that show
+/// up; every later one is counted as [`OTHER_NAMESPACE`]. Until this is called the limits
+/// are the defaults (`default`, and 50 others).
+pub fn limit_namespace_labels(configured: &[String], max_seen: usize) {
+    let mut labels = NAMESPACE_LABELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *labels = Some(NamespaceLabels {
+        configured: configured.iter().cloned().collect(),
+        seen: std::collections::BTreeSet::new(),
+        max_seen,
+    });
+}
+
+/// The `namespace` label value for `namespace`.
+pub fn namespace_label(namespace: &str) -> String {
+    let mut labels = NAMESPACE_LABELS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let labels = labels.get_or_insert_with(|| NamespaceLabels {
+        configured: std::iter::once("default".to_owned()).collect(),
+        seen: std::collections::BTreeSet::new(),
+        max_seen: 50,
+    });
+    if labels.configured.contains(namespace) || labels.seen.contains(namespace) {
+        return namespace.to_owned();
+    }
+    if labels.seen.len() < labels.max_seen {
+        labels.seen.insert(namespace.to_owned());
+        return namespace.to_owned();
+    }
+    OTHER_NAMESPACE.to_owned()
+}
+
 /// `workflow_type` and `namespace` labels.
 pub fn workflow_labels(workflow_type: &str, namespace: &str) -> [KeyValue; 2] {
     [
         KeyValue::new("workflow_type", workflow_type.to_owned()),
-        KeyValue::new("namespace", namespace.to_owned()),
+        KeyValue::new("namespace", namespace_label(namespace)),
     ]
 }
 
@@ -358,4 +401,27 @@ pub fn event_labels(event_type: &str) -> [KeyValue; 1] {
 /// Milliseconds since `start`, as a histogram value.
 pub fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_beyond_the_limit_share_one_label() {
+        limit_namespace_labels(&["default".to_owned(), "billing".to_owned()], 2);
+        assert_eq!(namespace_label("default"), "default");
+        assert_eq!(namespace_label("a"), "a");
+        assert_eq!(namespace_label("b"), "b");
+        assert_eq!(namespace_label("c"), OTHER_NAMESPACE);
+        assert_eq!(namespace_label("a"), "a", "a namespace keeps the label it got");
+        assert_eq!(
+            namespace_label("billing"),
+            "billing",
+            "configured ones are never folded"
+        );
+        let many: std::collections::BTreeSet<String> =
+            (0..10_000).map(|i| namespace_label(&format!("tenant-{i}"))).collect();
+        assert_eq!(many, std::iter::once(OTHER_NAMESPACE.to_owned()).collect());
+    }
 }

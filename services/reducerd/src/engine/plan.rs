@@ -209,16 +209,17 @@ impl Fold {
         let Some(identity) = &self.held.identity else {
             return Ok(());
         };
+        // The namespace first: nothing about another namespace's workflow is told.
+        if identity.namespace != action.namespace.as_str() {
+            return Err(EngineError::Mismatch(format!(
+                "workflow {} is not in namespace {}: the key is taken by another namespace; use another workflow key",
+                action.key, action.namespace
+            )));
+        }
         if identity.workflow_type != action.workflow_type.as_str() {
             return Err(EngineError::Mismatch(format!(
                 "workflow {} has type {}, not {}; send actions of its own type or use another workflow key",
                 action.key, identity.workflow_type, action.workflow_type
-            )));
-        }
-        if identity.namespace != action.namespace.as_str() {
-            return Err(EngineError::Mismatch(format!(
-                "workflow {} belongs to namespace {}, not {}",
-                action.key, identity.namespace, action.namespace
             )));
         }
         Ok(())
@@ -331,18 +332,18 @@ impl Fold {
     pub fn add_direct(&mut self, commit: &DirectCommit) -> Result<DirectOutcome, EngineError> {
         let (workflow_type, namespace) = match &self.held.identity {
             Some(identity) => {
+                if commit.namespace_given && commit.namespace.as_str() != identity.namespace {
+                    return Err(EngineError::Mismatch(format!(
+                        "workflow {} is not in namespace {}: the key is taken by another namespace; use another workflow key",
+                        commit.key, commit.namespace
+                    )));
+                }
                 if let Some(given) = &commit.workflow_type
                     && given.as_str() != identity.workflow_type
                 {
                     return Err(EngineError::Mismatch(format!(
                         "workflow {} has type {}, not {given}",
                         commit.key, identity.workflow_type
-                    )));
-                }
-                if commit.namespace_given && commit.namespace.as_str() != identity.namespace {
-                    return Err(EngineError::Mismatch(format!(
-                        "workflow {} belongs to namespace {}, not {}",
-                        commit.key, identity.namespace, commit.namespace
                     )));
                 }
                 let stored_type = TypeName::parse(&identity.workflow_type, "workflow_type")

@@ -394,6 +394,19 @@ async fn another_namespace_reads_a_workflow_as_missing_and_subscribers_see_only_
         .await
         .expect_err("namespace a's admin cannot commit into b");
     assert_eq!(refused.code(), Code::PermissionDenied);
+    // An action of namespace a on b's key is refused without telling anything about b.
+    let mut intruder = action(&new_id(), "tenant-b-1", "json-patch", "patch", json!({}));
+    intruder.namespace = "a".into();
+    let refused = reducer
+        .handle_action(with(HandleActionRequest { action: Some(intruder) }, Some(WRITER_A)))
+        .await
+        .expect_err("the key belongs to b");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        !refused.message().contains("namespace b") && !refused.message().contains("merge"),
+        "{}",
+        refused.message()
+    );
     let key = WorkflowKey::parse("tenant-b-1").expect("key");
     let stored = server.store.get_state(&key).await.expect("read").expect("exists");
     assert_eq!(stored.version.get(), 1);
