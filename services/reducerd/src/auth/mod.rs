@@ -9,6 +9,7 @@
 //!
 //! Roles nest: `reader` ⊂ `writer` ⊂ `admin`.
 
+mod jwt;
 mod layer;
 mod tokens;
 
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tonic::Status;
 
+pub use jwt::{JwtConfig, JwtVerifier};
 pub use layer::AuthLayer;
 pub use tokens::TokenFile;
 
@@ -26,10 +28,13 @@ pub use tokens::TokenFile;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// `none` (every caller is trusted; keep the server on a loopback address) or `token`.
+    /// `none` (every caller is trusted; keep the server on a loopback address), `token` or
+    /// `jwt`.
     pub mode: String,
     /// With `mode = "token"`: a TOML file of `[[token]]` tables, reread when it changes.
     pub tokens_file: Option<PathBuf>,
+    /// With `mode = "jwt"`: the issuer's keys and the claims to check.
+    pub jwt: JwtConfig,
 }
 
 impl Default for AuthConfig {
@@ -37,6 +42,7 @@ impl Default for AuthConfig {
         Self {
             mode: "none".to_owned(),
             tokens_file: None,
+            jwt: JwtConfig::default(),
         }
     }
 }
@@ -133,6 +139,8 @@ pub enum Authenticator {
     None,
     /// Bearer tokens listed in a file.
     Tokens(TokenFile),
+    /// Bearer JWTs signed by a configured issuer.
+    Jwt(JwtVerifier),
 }
 
 /// Why a request carries no usable credential.
@@ -140,8 +148,12 @@ pub enum Authenticator {
 pub enum Rejection {
     /// No `authorization` header, or not `Bearer …`.
     Missing,
-    /// A bearer token that no credential matches.
+    /// A bearer token that no credential matches (or a JWT that does not verify).
     Unknown,
+    /// A JWT past its `exp`.
+    Expired,
+    /// A JWT before its `nbf`.
+    NotYetValid,
 }
 
 impl Rejection {
@@ -153,6 +165,10 @@ impl Rejection {
             ),
             Self::Unknown => Status::unauthenticated(
                 "the bearer token is not valid for this server; check the token, or ask its operator for one",
+            ),
+            Self::Expired => Status::unauthenticated("the bearer token has expired; get a new one from its issuer"),
+            Self::NotYetValid => Status::unauthenticated(
+                "the bearer token is not valid yet (nbf); check the clocks of the issuer and of this caller",
             ),
         }
     }
@@ -178,9 +194,15 @@ impl Authenticator {
                         message,
                     })
             }
+            "jwt" => JwtVerifier::open(&config.jwt).map(Self::Jwt).map_err(|(key, message)| {
+                crate::config::ConfigError::Invalid {
+                    key: key.to_owned(),
+                    message,
+                }
+            }),
             other => Err(crate::config::ConfigError::Invalid {
                 key: "auth.mode".to_owned(),
-                message: format!("unknown mode '{other}'; use \"none\" or \"token\""),
+                message: format!("unknown mode '{other}'; use \"none\", \"token\" or \"jwt\""),
             }),
         }
     }
@@ -198,6 +220,7 @@ impl Authenticator {
                 let token = bearer(authorization).ok_or(Rejection::Missing)?;
                 tokens.identify(token).ok_or(Rejection::Unknown)
             }
+            Self::Jwt(verifier) => verifier.identify(bearer(authorization).ok_or(Rejection::Missing)?),
         }
     }
 }

@@ -78,7 +78,8 @@ fn kafka_security_settings_are_checked_together() {
 
 #[test]
 fn auth_and_tls_settings_are_checked_at_start_up() {
-    assert!(error_of("[auth]\nmode = \"jwt\"\n").contains("unknown mode 'jwt'"));
+    assert!(error_of("[auth]\nmode = \"oauth\"\n").contains("unknown mode 'oauth'"));
+    assert!(error_of("[auth]\nmode = \"jwt\"\n").contains("auth.jwt.jwks_file"));
     assert!(error_of("[auth]\nmode = \"token\"\n").contains("auth.tokens_file"));
     assert!(error_of("[auth]\nmode = \"token\"\ntokens_file = \"/nonexistent/tokens.toml\"\n").contains("cannot read"));
     assert!(error_of("[server]\nreflection = \"on\"\n").contains("server.reflection"));
