@@ -81,6 +81,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Who may call what.
     pub auth: crate::auth::AuthConfig,
+    /// Rates and calls in flight.
+    pub limits: crate::limits::LimitsConfig,
     /// Declared workflow types by name, on top of the built-in ones.
     pub workflow_types: BTreeMap<String, WorkflowTypeConfig>,
 }

@@ -7,23 +7,35 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tonic::codegen::http;
 use tonic::{Code, Status};
+
+/// When a shed caller is told to retry.
+const SHED_RETRY_AFTER: Duration = Duration::from_millis(100);
 use tower::{Layer, Service};
 
 /// See the module docs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EdgeLayer {
     cap: Duration,
+    in_flight: Option<Arc<Semaphore>>,
+    max_in_flight: usize,
 }
 
 impl EdgeLayer {
-    /// Requests end after at most `cap`, whatever deadline the client asked for.
-    pub fn new(cap: Duration) -> Self {
-        Self { cap }
+    /// Requests end after at most `cap`, whatever deadline the client asked for; beyond
+    /// `max_in_flight` calls at once (0: no bound) new ones are refused at once.
+    pub fn new(cap: Duration, max_in_flight: usize) -> Self {
+        Self {
+            cap,
+            in_flight: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
+            max_in_flight,
+        }
     }
 }
 
@@ -31,7 +43,12 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Edge { inner, cap: self.cap }
+        Edge {
+            inner,
+            cap: self.cap,
+            in_flight: self.in_flight.clone(),
+            max_in_flight: self.max_in_flight,
+        }
     }
 }
 
@@ -40,6 +57,8 @@ impl<S> Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     cap: Duration,
+    in_flight: Option<Arc<Semaphore>>,
+    max_in_flight: usize,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -60,6 +79,25 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        // Health checks are never shed: an overloaded server is still alive.
+        let permit = match &self.in_flight {
+            Some(slots) if !request.uri().path().starts_with("/grpc.health.") => {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        let status = crate::limits::exhausted(
+                            format!(
+                                "the server is serving its limit of {} calls (limits.max_in_flight); retry after the delay in RetryInfo",
+                                self.max_in_flight
+                            ),
+                            SHED_RETRY_AFTER,
+                        );
+                        return Box::pin(std::future::ready(Ok(status.into_http())));
+                    }
+                }
+            }
+            _ => None,
+        };
         // Enforced here rather than by the transport, which would answer CANCELLED.
         let asked = request
             .headers_mut()
@@ -70,6 +108,7 @@ where
         let cap = self.cap;
         let call = self.inner.call(request);
         Box::pin(async move {
+            let _permit = permit;
             match tokio::time::timeout(deadline, call).await {
                 Ok(Ok(mut response)) => {
                     rewrite_transport_status(response.headers_mut());

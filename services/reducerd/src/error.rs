@@ -29,7 +29,7 @@ pub enum ApiError {
     /// A deadline passed (for example a remote reducer's).
     #[error("{0}")]
     DeadlineExceeded(String),
-    /// The caller's credential does not cover the request.
+    /// Refused before any work: a credential that does not cover the request, or a limit.
     #[error("{}", .0.message())]
     Denied(tonic::Status),
     /// A bug or corrupt data; the detail is logged.

@@ -13,6 +13,7 @@
 //! - [`error`]: the one mapping from errors to gRPC statuses.
 //! - [`grpc`]: the service adapters.
 //! - [`hub`]: in-process fan-out of commits, projection progress and completions.
+//! - [`limits`]: write rates per namespace and the bound on calls in flight.
 //! - [`pipeline`]: outbox → projections, subscribers and queued-action workers.
 //! - [`projection`]: events decoded and turned into projection rows.
 //! - [`maintenance`]: the periodic dedup cleanup.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod hub;
+pub mod limits;
 pub mod maintenance;
 pub mod metrics;
 pub mod pipeline;
@@ -140,10 +142,13 @@ pub async fn serve(
     };
     let wait_cap = std::time::Duration::from_secs(app.config.event_bus.timeout_seconds);
 
+    let rate = limits::NamespaceRate::new(&app.config.limits);
     let (health, health_service) = tonic_health::server::health_reporter();
     let canonical = app.runs("canonical-store").then(|| {
-        CanonicalStoreServiceServer::new(grpc::canonical_store::CanonicalStore::new(engine.clone(), max_payload))
-            .max_decoding_message_size(max_message)
+        CanonicalStoreServiceServer::new(
+            grpc::canonical_store::CanonicalStore::new(engine.clone(), max_payload).with_rate(rate.clone()),
+        )
+        .max_decoding_message_size(max_message)
     });
     // Dedup is part of applying actions, so the reducer role serves it too.
     let dedup = (app.runs("action-dedup") || app.runs("reducer-service")).then(|| {
@@ -154,7 +159,7 @@ pub async fn serve(
         .max_decoding_message_size(max_message)
     });
     let reducer = app.runs("reducer-service").then(|| {
-        ReducerServiceServer::new(grpc::reducer::Reducer::new(engine.clone(), max_payload))
+        ReducerServiceServer::new(grpc::reducer::Reducer::new(engine.clone(), max_payload).with_rate(rate.clone()))
             .max_decoding_message_size(max_message)
     });
     let pipeline = pipeline::start(pipeline::Context {
@@ -175,17 +180,20 @@ pub async fn serve(
         ))
     });
     let event_bus = pipeline.queue.clone().map(|queue| {
-        EventBusServiceServer::new(grpc::event_bus::EventBus::new(
-            engine.clone(),
-            queue,
-            hub.clone(),
-            max_payload,
-            (
-                wait_cap,
-                std::time::Duration::from_secs(app.config.event_bus.max_wait_seconds),
-            ),
-            draining_rx.clone(),
-        ))
+        EventBusServiceServer::new(
+            grpc::event_bus::EventBus::new(
+                engine.clone(),
+                queue,
+                hub.clone(),
+                max_payload,
+                (
+                    wait_cap,
+                    std::time::Duration::from_secs(app.config.event_bus.max_wait_seconds),
+                ),
+                draining_rx.clone(),
+            )
+            .with_rate(rate.clone()),
+        )
         .max_decoding_message_size(max_message)
     });
     mark_serving::<CanonicalStoreServiceServer<grpc::canonical_store::CanonicalStore>>(&health, canonical.is_some())
@@ -249,7 +257,7 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(
             tower::ServiceBuilder::new()
-                .layer(edge::EdgeLayer::new(call_cap))
+                .layer(edge::EdgeLayer::new(call_cap, app.config.limits.max_in_flight))
                 .layer(auth::AuthLayer::new(auth))
                 .into_inner(),
         )

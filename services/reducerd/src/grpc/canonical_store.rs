@@ -19,6 +19,7 @@ use crate::grpc::timestamp_ms;
 pub struct CanonicalStore {
     engine: Arc<Engine>,
     max_payload_bytes: usize,
+    rate: crate::limits::NamespaceRate,
 }
 
 impl CanonicalStore {
@@ -27,7 +28,14 @@ impl CanonicalStore {
         Self {
             engine,
             max_payload_bytes,
+            rate: crate::limits::NamespaceRate::new(&crate::limits::LimitsConfig::default()),
         }
+    }
+
+    /// Limits writes per namespace to `rate`.
+    pub fn with_rate(mut self, rate: crate::limits::NamespaceRate) -> Self {
+        self.rate = rate;
+        self
     }
 
     async fn try_commit_inner(
@@ -78,6 +86,7 @@ impl CanonicalStore {
         }
 
         crate::auth::require_namespace(identity, namespace.as_str()).map_err(ApiError::Denied)?;
+        self.rate.check(namespace.as_str()).map_err(ApiError::Denied)?;
         let correlation_id = crate::convert::correlation_id(&provenance.correlation_id, "provenance.correlation_id")?;
         let commit = DirectCommit {
             key,

@@ -34,6 +34,7 @@ pub struct EventBus {
     default_timeout: Duration,
     max_timeout: Duration,
     draining: watch::Receiver<bool>,
+    rate: crate::limits::NamespaceRate,
 }
 
 /// Most entries in each list of a subscription filter, and the longest entry.
@@ -59,7 +60,14 @@ impl EventBus {
             default_timeout,
             max_timeout,
             draining,
+            rate: crate::limits::NamespaceRate::new(&crate::limits::LimitsConfig::default()),
         }
+    }
+
+    /// Limits writes per namespace to `rate`.
+    pub fn with_rate(mut self, rate: crate::limits::NamespaceRate) -> Self {
+        self.rate = rate;
+        self
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -138,6 +146,7 @@ impl EventBusService for EventBus {
         let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
             .map_err(ApiError::from)?;
         crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace.as_str())?;
+        self.rate.check(action.namespace.as_str())?;
         if self.engine.types().get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
         }

@@ -15,6 +15,7 @@ use crate::error::ApiError;
 pub struct Reducer {
     engine: Arc<Engine>,
     max_payload_bytes: usize,
+    rate: crate::limits::NamespaceRate,
 }
 
 impl Reducer {
@@ -23,7 +24,14 @@ impl Reducer {
         Self {
             engine,
             max_payload_bytes,
+            rate: crate::limits::NamespaceRate::new(&crate::limits::LimitsConfig::default()),
         }
+    }
+
+    /// Limits writes per namespace to `rate`.
+    pub fn with_rate(mut self, rate: crate::limits::NamespaceRate) -> Self {
+        self.rate = rate;
+        self
     }
 }
 
@@ -36,6 +44,7 @@ impl ReducerService for Reducer {
         let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
             .map_err(ApiError::from)?;
         crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace.as_str())?;
+        self.rate.check(action.namespace.as_str())?;
         if self.engine.types().get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
         }

@@ -134,3 +134,91 @@ async fn a_state_nested_past_the_pipelines_decoders_is_refused_on_every_path() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_namespace_over_its_write_rate_is_told_when_to_retry_and_nothing_is_stored() {
+    use tonic_types::StatusExt;
+
+    let server = start(Backend::Sqlite, |config| {
+        config.limits.namespace_rps = 1;
+        config.limits.namespace_burst = 2;
+    })
+    .await;
+    let mut refused = Vec::new();
+    for i in 0..6 {
+        let mut sent = action(&new_id(), &format!("rate-{i}"), "merge", "set", json!({"i": i}));
+        sent.namespace = "busy".into();
+        if let Err(status) = handle(&server, sent).await {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+            let retry = status.get_details_retry_info().expect("RetryInfo");
+            assert!(
+                retry
+                    .retry_delay
+                    .is_some_and(|d| d <= std::time::Duration::from_secs(1))
+            );
+            refused.push(format!("rate-{i}"));
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "six writes within a burst of two were all accepted"
+    );
+    for key in &refused {
+        let key = purereducer_core::WorkflowKey::parse(key).expect("key");
+        assert!(
+            server.store.get_state(&key).await.expect("read").is_none(),
+            "a refused write was stored"
+        );
+    }
+    let mut other = action(&new_id(), "rate-quiet", "merge", "set", json!({}));
+    other.namespace = "quiet".into();
+    handle(&server, other)
+        .await
+        .expect("another namespace keeps its own budget");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn calls_beyond_the_in_flight_bound_are_shed_and_health_stays_answered() {
+    use purereducer_api::v1::{ListWatermarksRequest, WaitForCompletionRequest};
+
+    let server = start(Backend::Sqlite, |config| config.limits.max_in_flight = 2).await;
+    let waits: Vec<_> = (0..2)
+        .map(|_| {
+            let mut bus = server.event_bus();
+            tokio::spawn(async move {
+                bus.wait_for_completion(WaitForCompletionRequest {
+                    correlation_id: new_id(),
+                    timeout_ms: 3_000,
+                    ..Default::default()
+                })
+                .await
+            })
+        })
+        .collect();
+    // Once both waits hold their slots, a third call is shed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let shed = loop {
+        match server.projections().list_watermarks(ListWatermarksRequest {}).await {
+            Err(status) => break status,
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "no call was shed"),
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health is never shed");
+    for wait in waits {
+        let ended = wait.await.expect("task").expect_err("nothing completes");
+        assert_eq!(ended.code(), tonic::Code::DeadlineExceeded);
+    }
+    server
+        .projections()
+        .list_watermarks(ListWatermarksRequest {})
+        .await
+        .expect("served again once the slots are free");
+    server.stop().await;
+}
