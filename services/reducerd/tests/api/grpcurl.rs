@@ -96,6 +96,13 @@ impl Reducerd {
     }
 }
 
+impl Reducerd {
+    /// The process id, to read its resource use from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Reducerd {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -19,6 +19,7 @@ mod limits;
 mod pipeline;
 mod relay;
 mod runbook_sql;
+mod streams;
 mod support;
 mod telemetry;
 mod tls;
