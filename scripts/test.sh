@@ -57,6 +57,9 @@ deploy/tests/check-observability.sh 2>&1 | tee "$logs/observability.log"
 step "cargo test"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$logs/cargo.log"
 
+step "fuzz: the built-in reducers and event decoding (cargo fuzz, 20 s per target)"
+scripts/check-fuzz.sh 2>&1 | tee "$logs/fuzz.log"
+
 step "clients (Python, TypeScript, Go) against a live reducerd"
 clients/tests/run.sh 2>&1 | tee "$logs/clients.log"
 
@@ -72,7 +75,7 @@ while read -r p f; do
   passed=$((passed + p)) failed=$((failed + f))
 done < <(
   sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log"
-  cat "$logs/observability.log" "$logs/clients.log" "$logs/live.log" "$logs/faults.log" |
+  cat "$logs/observability.log" "$logs/fuzz.log" "$logs/clients.log" "$logs/live.log" "$logs/faults.log" |
     grep -E '^[0-9]+ passed, [0-9]+ failed' | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
   summary=$(grep -E '[0-9]+ (passed|failed)' "$logs/deploy.log" | tail -1)
   echo "$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)" \
