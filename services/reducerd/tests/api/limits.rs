@@ -182,43 +182,52 @@ async fn a_namespace_over_its_write_rate_is_told_when_to_retry_and_nothing_is_st
 async fn calls_beyond_the_in_flight_bound_are_shed_and_health_stays_answered() {
     use purereducer_api::v1::{ListWatermarksRequest, WaitForCompletionRequest};
 
-    let server = start(Backend::Sqlite, |config| config.limits.max_in_flight = 2).await;
-    let waits: Vec<_> = (0..2)
-        .map(|_| {
-            let mut bus = server.event_bus();
-            tokio::spawn(async move {
-                bus.wait_for_completion(WaitForCompletionRequest {
-                    correlation_id: new_id(),
-                    timeout_ms: 3_000,
-                    ..Default::default()
-                })
-                .await
+    let server = start(Backend::Sqlite, |config| config.limits.max_in_flight = 1).await;
+    // A wait that outlasts the test holds the one slot until it is cancelled.
+    let spawn_wait = || {
+        let mut bus = server.event_bus();
+        tokio::spawn(async move {
+            bus.wait_for_completion(WaitForCompletionRequest {
+                correlation_id: new_id(),
+                timeout_ms: 120_000,
+                ..Default::default()
             })
+            .await
         })
-        .collect();
-    // Once both waits hold their slots, a third call is shed.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    };
+    let mut wait = spawn_wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let shed = loop {
-        match server.projections().list_watermarks(ListWatermarksRequest {}).await {
-            Err(status) => break status,
-            Ok(_) => assert!(std::time::Instant::now() < deadline, "no call was shed"),
+        assert!(std::time::Instant::now() < deadline, "no call was shed");
+        if wait.is_finished() {
+            // The probe below held the slot when the wait arrived: the wait was shed.
+            let ended = wait.await.expect("task").expect_err("nothing completes");
+            assert_eq!(ended.code(), tonic::Code::ResourceExhausted, "{ended:?}");
+            wait = spawn_wait();
         }
-        tokio::task::yield_now().await;
+        match server.projections().list_watermarks(ListWatermarksRequest {}).await {
+            Err(status) if !wait.is_finished() => break status,
+            _ => tokio::task::yield_now().await,
+        }
     };
     assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    assert!(shed.message().contains("limits.max_in_flight"), "{shed:?}");
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
     health
         .check(tonic_health::pb::HealthCheckRequest::default())
         .await
         .expect("health is never shed");
-    for wait in waits {
-        let ended = wait.await.expect("task").expect_err("nothing completes");
-        assert_eq!(ended.code(), tonic::Code::DeadlineExceeded);
+    // Cancelling the wait frees its slot.
+    wait.abort();
+    let _ = wait.await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Err(status) = server.projections().list_watermarks(ListWatermarksRequest {}).await {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot of a cancelled call was never freed"
+        );
+        tokio::task::yield_now().await;
     }
-    server
-        .projections()
-        .list_watermarks(ListWatermarksRequest {})
-        .await
-        .expect("served again once the slots are free");
     server.stop().await;
 }
