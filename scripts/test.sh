@@ -24,11 +24,17 @@ PATH="$HOME/.cargo/bin:$PATH" tansu broker --storage-engine memory://tansu/ \
   --listener-url "tcp://127.0.0.1:$broker_port" --advertised-listener-url "tcp://127.0.0.1:$broker_port" \
   >"$logs/tansu.log" 2>&1 &
 broker_pid=$!
-trap 'kill "$broker_pid" 2>/dev/null; rm -rf "$logs"' EXIT
+trap 'kill "$broker_pid" 2>/dev/null || true; rm -rf "$logs"' EXIT
 for _ in $(seq 1 100); do
   (echo >"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && break
   sleep 0.1
 done
+# A broker already on the port (left by another run) would answer instead of this one.
+if ! kill -0 "$broker_pid" 2>/dev/null; then
+  echo "tansu did not start on 127.0.0.1:$broker_port (is another broker there? set PURE_REDUCER_TEST_BROKER_PORT):" >&2
+  cat "$logs/tansu.log" >&2
+  exit 1
+fi
 export PURE_REDUCER_TEST_KAFKA="127.0.0.1:$broker_port"
 
 step "drop databases left by earlier test runs"
