@@ -6,9 +6,9 @@
 //! that does not load keeps the previous configuration (and says so in the log).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
+
+use crate::auth::reload::{Stamp, stamp_of};
 
 /// A handshake that takes longer than this is dropped, so half-open connections cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +62,7 @@ struct Files {
     client_ca: Option<PathBuf>,
 }
 
-type Stamps = [Option<(SystemTime, u64)>; 3];
+type Stamps = [Stamp; 3];
 
 /// The server's TLS configuration, rebuilt when its files change.
 #[derive(Debug)]
@@ -132,14 +134,10 @@ impl ServerTls {
 }
 
 fn stamps(files: &Files) -> Stamps {
-    let stamp = |path: &Path| {
-        let metadata = std::fs::metadata(path).ok()?;
-        Some((metadata.modified().ok()?, metadata.len()))
-    };
     [
-        stamp(&files.cert),
-        stamp(&files.key),
-        files.client_ca.as_deref().and_then(stamp),
+        stamp_of(&files.cert),
+        stamp_of(&files.key),
+        files.client_ca.as_deref().and_then(stamp_of),
     ]
 }
 

@@ -6,13 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::reload::Reloading;
 use super::{Identity, Namespaces, Rejection, Role};
 
 /// `[auth.jwt]`
@@ -39,25 +39,19 @@ struct Key {
     algorithms: Vec<Algorithm>,
 }
 
-struct Loaded {
-    stamp: Option<(SystemTime, u64)>,
-    keys: Vec<Key>,
-}
-
 /// Verifies bearer JWTs (see the module docs).
 pub struct JwtVerifier {
-    path: PathBuf,
     issuer: String,
     audience: String,
     namespaces_claim: String,
     roles_claim: String,
-    loaded: RwLock<Loaded>,
+    keys: Reloading<Vec<Key>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtVerifier")
-            .field("path", &self.path)
+            .field("keys", &self.keys)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -76,8 +70,8 @@ impl JwtVerifier {
         if config.audience.is_empty() {
             return Err(("auth.jwt.audience", "is required with auth.mode = \"jwt\"".to_owned()));
         }
-        let stamp = stamp_of(&path);
-        let keys = read(&path).map_err(|message| ("auth.jwt.jwks_file", message))?;
+        let keys =
+            Reloading::open(path, "auth.jwt.jwks_file", read).map_err(|message| ("auth.jwt.jwks_file", message))?;
         let claim = |name: &str, default: &str| {
             if name.is_empty() {
                 default.to_owned()
@@ -86,24 +80,21 @@ impl JwtVerifier {
             }
         };
         Ok(Self {
-            path,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             namespaces_claim: claim(&config.namespaces_claim, "namespaces"),
             roles_claim: claim(&config.roles_claim, "roles"),
-            loaded: RwLock::new(Loaded { stamp, keys }),
+            keys,
         })
     }
 
     /// The identity a valid token stands for.
     pub fn identify(&self, token: &[u8]) -> Result<Arc<Identity>, Rejection> {
-        self.refresh();
         let token = std::str::from_utf8(token).map_err(|_| Rejection::Unknown)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Unknown)?;
         let key = {
-            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let mut candidates = loaded
-                .keys
+            let keys = self.keys.current();
+            let mut candidates = keys
                 .iter()
                 .filter(|key| header.kid.is_none() || key.id == header.kid)
                 .filter(|key| key.algorithms.contains(&header.alg));
@@ -158,39 +149,6 @@ impl JwtVerifier {
             role,
         }))
     }
-
-    fn refresh(&self) {
-        let stamp = stamp_of(&self.path);
-        if self
-            .loaded
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .stamp
-            == stamp
-        {
-            return;
-        }
-        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if loaded.stamp == stamp {
-            return;
-        }
-        loaded.stamp = stamp;
-        match read(&self.path) {
-            Ok(keys) => {
-                tracing::info!(keys = keys.len(), "auth.jwt.jwks_file changed; keys reloaded");
-                loaded.keys = keys;
-            }
-            Err(message) => tracing::warn!(
-                %message,
-                "auth.jwt.jwks_file changed but cannot be used; the keys read before stay in force"
-            ),
-        }
-    }
-}
-
-fn stamp_of(path: &Path) -> Option<(SystemTime, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.modified().ok()?, metadata.len()))
 }
 
 fn read(path: &Path) -> Result<Vec<Key>, String> {

@@ -11,6 +11,7 @@
 
 mod jwt;
 mod layer;
+pub(crate) mod reload;
 mod tokens;
 
 use std::collections::BTreeSet;
@@ -215,7 +216,7 @@ impl Authenticator {
     /// The caller behind `authorization` (the header's value, if any).
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Identity>, Rejection> {
         match self {
-            Self::None => Ok(Arc::new(Identity::trusted())),
+            Self::None => Ok(trusted()),
             Self::Tokens(tokens) => {
                 let token = bearer(authorization).ok_or(Rejection::Missing)?;
                 tokens.identify(token).ok_or(Rejection::Unknown)
@@ -273,7 +274,13 @@ pub fn identity<T>(request: &tonic::Request<T>) -> Arc<Identity> {
         .extensions()
         .get::<Arc<Identity>>()
         .cloned()
-        .unwrap_or_else(|| Arc::new(Identity::trusted()))
+        .unwrap_or_else(trusted)
+}
+
+/// The one [`Identity::trusted`], shared rather than made per request.
+fn trusted() -> Arc<Identity> {
+    static TRUSTED: std::sync::OnceLock<Arc<Identity>> = std::sync::OnceLock::new();
+    TRUSTED.get_or_init(|| Arc::new(Identity::trusted())).clone()
 }
 
 /// PERMISSION_DENIED unless the caller may use `namespace`.

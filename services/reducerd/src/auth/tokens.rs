@@ -9,13 +9,13 @@
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::reload::Reloading;
 use super::{Identity, Namespaces, Role};
 
 #[derive(Debug, Deserialize)]
@@ -34,96 +34,36 @@ struct Entry {
     roles: Vec<String>,
 }
 
-/// What the file said when it was last read.
-#[derive(Debug)]
-struct Loaded {
-    /// The file's modification time and length then; a change in either rereads it.
-    stamp: Option<(SystemTime, u64)>,
-    by_digest: HashMap<[u8; 32], Arc<Identity>>,
-}
+type ByDigest = HashMap<[u8; 32], Arc<Identity>>;
 
-/// The tokens file, reread when it changes; a change that does not parse keeps the tokens
-/// read before it (and says so in the log), so a bad edit never locks everybody out.
+/// The tokens file, reread when it changes (see [`Reloading`]).
 #[derive(Debug)]
 pub struct TokenFile {
-    path: PathBuf,
-    loaded: RwLock<Loaded>,
+    tokens: Reloading<ByDigest>,
 }
 
 impl TokenFile {
     /// Reads the file; an error names what is wrong in it.
     pub fn open(path: PathBuf) -> Result<Self, String> {
-        let stamp = stamp_of(&path).ok_or_else(|| format!("cannot read {}", path.display()))?;
-        let by_digest = read(&path)?;
         Ok(Self {
-            path,
-            loaded: RwLock::new(Loaded {
-                stamp: Some(stamp),
-                by_digest,
-            }),
+            tokens: Reloading::open(path, "auth.tokens_file", read)?,
         })
     }
 
     /// The identity whose token is `token`, after rereading the file if it changed.
     pub fn identify(&self, token: &[u8]) -> Option<Arc<Identity>> {
-        self.refresh();
         let digest: [u8; 32] = Sha256::digest(token).into();
-        let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        loaded.by_digest.get(&digest).cloned()
-    }
-
-    /// How many tokens are in force.
-    pub fn len(&self) -> usize {
-        self.loaded
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .by_digest
-            .len()
-    }
-
-    /// Whether no token is in force.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn refresh(&self) {
-        let stamp = stamp_of(&self.path);
-        {
-            let loaded = self.loaded.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if loaded.stamp == stamp {
-                return;
-            }
-        }
-        let mut loaded = self.loaded.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if loaded.stamp == stamp {
-            return;
-        }
-        loaded.stamp = stamp;
-        match read(&self.path) {
-            Ok(by_digest) => {
-                tracing::info!(tokens = by_digest.len(), "auth.tokens_file changed; tokens reloaded");
-                loaded.by_digest = by_digest;
-            }
-            Err(message) => tracing::warn!(
-                %message,
-                "auth.tokens_file changed but cannot be used; the tokens read before stay in force"
-            ),
-        }
+        self.tokens.current().get(&digest).cloned()
     }
 }
 
-fn stamp_of(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let metadata = std::fs::metadata(path).ok()?;
-    Some((metadata.modified().ok()?, metadata.len()))
-}
-
-fn read(path: &std::path::Path) -> Result<HashMap<[u8; 32], Arc<Identity>>, String> {
+fn read(path: &Path) -> Result<ByDigest, String> {
     let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     parse(&text)
 }
 
 /// Parses a tokens file's text.
-pub(super) fn parse(text: &str) -> Result<HashMap<[u8; 32], Arc<Identity>>, String> {
+pub(super) fn parse(text: &str) -> Result<ByDigest, String> {
     let file: File = toml::from_str(text).map_err(|err| err.to_string())?;
     let mut by_digest = HashMap::new();
     for (index, entry) in file.token.into_iter().enumerate() {
