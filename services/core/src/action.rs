@@ -51,6 +51,11 @@ pub struct Action {
     pub payload: JsonObject,
     /// Correlation id carried into events (a new UUID when the caller gave none).
     pub correlation_id: String,
-    /// Tenant namespace.
-    pub namespace: Namespace,
+}
+
+impl Action {
+    /// The tenant namespace, the one of the workflow key.
+    pub fn namespace(&self) -> &Namespace {
+        self.key.namespace()
+    }
 }

@@ -34,13 +34,17 @@ impl FieldError {
 /// Longest accepted workflow key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
-/// The key that identifies one workflow: 1-256 characters from `[A-Za-z0-9._:/@-]`.
+/// The key that identifies one workflow: a name of 1-256 characters from `[A-Za-z0-9._:/@-]`
+/// inside a namespace. The same name in two namespaces is two workflows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkflowKey(String);
+pub struct WorkflowKey {
+    namespace: Namespace,
+    name: String,
+}
 
 impl WorkflowKey {
-    /// Validates a workflow key.
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+    /// Validates a workflow key name within `namespace`.
+    pub fn parse(namespace: &Namespace, raw: &str) -> Result<Self, FieldError> {
         check_name(
             raw,
             "workflow_key",
@@ -49,24 +53,39 @@ impl WorkflowKey {
                 c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '@' | '-')
             }),
         )?;
-        Ok(Self(raw.to_owned()))
+        Ok(Self {
+            namespace: namespace.clone(),
+            name: raw.to_owned(),
+        })
     }
 
-    /// The key as text.
+    /// The key's name, without its namespace.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
+    }
+
+    /// The namespace the workflow lives in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
     }
 }
 
+/// Shows the key's name; the namespace is shown separately where it matters.
 impl fmt::Display for WorkflowKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
 /// A tenant namespace: 1-63 characters from `[a-z0-9_-]`, `default` when not given.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Namespace(String);
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
 
 impl Namespace {
     /// The namespace used when a request leaves it empty.
@@ -198,12 +217,22 @@ mod tests {
 
     #[test]
     fn keys_reject_empty_long_and_foreign_characters() {
-        assert!(WorkflowKey::parse("order-42").is_ok());
-        assert!(WorkflowKey::parse("tenant/a:b@c.d_e").is_ok());
-        assert!(WorkflowKey::parse("").is_err());
-        assert!(WorkflowKey::parse("has space").is_err());
-        assert!(WorkflowKey::parse(&"k".repeat(MAX_KEY_LEN + 1)).is_err());
-        assert!(WorkflowKey::parse(&"k".repeat(MAX_KEY_LEN)).is_ok());
+        assert!(WorkflowKey::parse(&Namespace::default(), "order-42").is_ok());
+        assert!(WorkflowKey::parse(&Namespace::default(), "tenant/a:b@c.d_e").is_ok());
+        assert!(WorkflowKey::parse(&Namespace::default(), "").is_err());
+        assert!(WorkflowKey::parse(&Namespace::default(), "has space").is_err());
+        assert!(WorkflowKey::parse(&Namespace::default(), &"k".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(WorkflowKey::parse(&Namespace::default(), &"k".repeat(MAX_KEY_LEN)).is_ok());
+    }
+
+    #[test]
+    fn the_same_name_in_two_namespaces_is_two_keys() {
+        let tenant = Namespace::parse_or_default("tenant-a").expect("namespace");
+        let a = WorkflowKey::parse(&tenant, "order-1").expect("key");
+        let b = WorkflowKey::parse(&Namespace::default(), "order-1").expect("key");
+        assert_ne!(a, b);
+        assert_eq!(a.as_str(), b.as_str());
+        assert_eq!(a.namespace().as_str(), "tenant-a");
     }
 
     #[test]
@@ -222,14 +251,14 @@ mod tests {
     proptest! {
         #[test]
         fn parsed_keys_round_trip(raw in "[A-Za-z0-9._:/@-]{1,256}") {
-            let key = WorkflowKey::parse(&raw).expect("valid by the pattern");
+            let key = WorkflowKey::parse(&Namespace::default(), &raw).expect("valid by the pattern");
             prop_assert_eq!(key.as_str(), raw.as_str());
         }
 
         #[test]
         fn keys_with_any_other_character_are_refused(prefix in "[a-z]{0,8}", bad in "[^A-Za-z0-9._:/@-]", suffix in "[a-z]{0,8}") {
             let raw = format!("{prefix}{bad}{suffix}");
-            prop_assert!(WorkflowKey::parse(&raw).is_err());
+            prop_assert!(WorkflowKey::parse(&Namespace::default(), &raw).is_err());
         }
     }
 }

@@ -97,7 +97,7 @@ pub fn request_hash(action: &Action) -> String {
     let fingerprint = serde_json::json!({
         "workflow_type": action.workflow_type.as_str(),
         "action_type": action.action_type.as_str(),
-        "namespace": action.namespace.as_str(),
+        "namespace": action.namespace().as_str(),
         "payload": action.payload,
     });
     let bytes = serde_json::to_vec(&fingerprint).unwrap_or_default();

@@ -265,6 +265,7 @@ async fn publish_and_wait(client: &mut EventBusServiceClient<Channel>, action: A
     // The server ends the wait itself after timeout_ms; our own deadline is only a backstop.
     let backstop = timeout + Duration::from_secs(1);
     let mut wait = tonic::Request::new(WaitForCompletionRequest {
+        namespace: String::new(),
         correlation_id,
         timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
         action_id,

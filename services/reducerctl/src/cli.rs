@@ -57,6 +57,9 @@ pub enum Command {
     GetState {
         /// The workflow key.
         workflow_key: String,
+        /// The workflow's namespace; `default` when not given.
+        #[arg(long, value_name = "NS", default_value = "")]
+        namespace: String,
     },
     /// Apply an action exactly once (ReducerService.HandleAction); retried on UNAVAILABLE
     /// with the same action id, which is safe because the server deduplicates it.
@@ -87,6 +90,9 @@ pub enum Command {
         /// it too); without it, the first of them to complete.
         #[arg(long)]
         action_id: Option<String>,
+        /// The namespace the action was published in; `default` when not given.
+        #[arg(long, value_name = "NS", default_value = "")]
+        namespace: String,
     },
     /// Follow committed events, one line per event (EventBusService.Subscribe).
     Subscribe(SubscribeArgs),
@@ -137,7 +143,8 @@ pub struct TryCommitArgs {
     /// Workflow type; set on creation, must match afterwards when given.
     #[arg(long = "type", value_name = "WORKFLOW_TYPE", default_value = "")]
     pub workflow_type: String,
-    /// Namespace; set on creation, must match afterwards when given.
+    /// The workflow's namespace; `default` when not given. The same key in another
+    /// namespace is another workflow.
     #[arg(long, value_name = "NS", default_value = "")]
     pub namespace: String,
 }
@@ -153,6 +160,9 @@ pub struct GetProjectionArgs {
     /// Longest wait for `--min-version`; after it the answer comes from the canonical state.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub max_wait_ms: u32,
+    /// The workflow's namespace; `default` when not given.
+    #[arg(long, value_name = "NS", default_value = "")]
+    pub namespace: String,
 }
 
 /// The two dedup operations.
@@ -164,6 +174,9 @@ pub enum DedupCommand {
         workflow_key: String,
         /// The action id (UUID).
         action_id: String,
+        /// The workflow's namespace; `default` when not given.
+        #[arg(long, value_name = "NS", default_value = "")]
+        namespace: String,
     },
     /// Delete expired dedup records now and print how many (ActionDedupService.CleanupExpired).
     Cleanup,
@@ -203,7 +216,9 @@ mod tests {
             .expect("valid command line");
         assert_eq!(cli.timeout_ms, Some(250));
         assert!(cli.json);
-        assert!(matches!(cli.command, Command::Wait { correlation_id, action_id: None } if correlation_id == "c-1"));
+        assert!(
+            matches!(cli.command, Command::Wait { correlation_id, action_id: None, .. } if correlation_id == "c-1")
+        );
     }
 
     #[test]

@@ -196,7 +196,10 @@ pub fn parse_action(
     let at = |name: &str| format!("{prefix}.{name}");
     let mut errors = FieldErrors::default();
     let id = errors.take(ActionId::parse(&action.action_id, &at("action_id")));
-    let key = errors.take(WorkflowKey::parse(&action.workflow_key).map_err(|e| e.within(prefix)));
+    let namespace = errors.take(Namespace::parse_or_default(&action.namespace).map_err(|e| e.within(prefix)));
+    let key = namespace.as_ref().and_then(|namespace| {
+        errors.take(WorkflowKey::parse(namespace, &action.workflow_key).map_err(|e| e.within(prefix)))
+    });
     let workflow_type = errors.take(TypeName::parse(&action.workflow_type, &at("workflow_type")));
     let action_type = errors.take(TypeName::parse(&action.action_type, &at("action_type")));
     let payload = errors.take(json_field(
@@ -205,29 +208,31 @@ pub fn parse_action(
         max_payload_bytes,
         false,
     ));
-    let namespace = errors.take(Namespace::parse_or_default(&action.namespace).map_err(|e| e.within(prefix)));
     let correlation_id = errors.take(correlation_id(&action.correlation_id, &at("correlation_id")));
     errors.finish()?;
-    match (id, key, workflow_type, action_type, payload, namespace, correlation_id) {
-        (
-            Some(id),
-            Some(key),
-            Some(workflow_type),
-            Some(action_type),
-            Some(payload),
-            Some(namespace),
-            Some(correlation_id),
-        ) => Ok(Action {
-            id,
-            key,
-            workflow_type,
-            action_type,
-            payload,
-            correlation_id,
-            namespace,
-        }),
+    match (id, key, workflow_type, action_type, payload, correlation_id) {
+        (Some(id), Some(key), Some(workflow_type), Some(action_type), Some(payload), Some(correlation_id)) => {
+            Ok(Action {
+                id,
+                key,
+                workflow_type,
+                action_type,
+                payload,
+                correlation_id,
+            })
+        }
         _ => Err(vec![FieldError::new(prefix, "is invalid")]),
     }
+}
+
+/// The workflow key a request names with `raw_namespace` (the default when empty) and
+/// `raw_key`; `field` names the key field in errors.
+pub fn namespaced_key(raw_namespace: &str, raw_key: &str, field: &str) -> Result<WorkflowKey, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let namespace = Namespace::parse_or_default(raw_namespace).map_err(ApiError::from)?;
+    WorkflowKey::parse(&namespace, raw_key)
+        .map_err(|err| FieldError::new(field, err.description))
+        .map_err(ApiError::from)
 }
 
 /// A correlation id: free text up to 128 printable characters, a new UUID when empty.

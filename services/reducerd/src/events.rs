@@ -42,7 +42,7 @@ impl<'a> CommitContext<'a> {
     pub fn of(action: &'a Action) -> Self {
         Self {
             workflow_key: action.key.as_str(),
-            namespace: action.namespace.as_str(),
+            namespace: action.namespace().as_str(),
             workflow_type: action.workflow_type.as_str(),
             action_id: action.id.to_string(),
             action_type: action.action_type.as_str(),
@@ -120,7 +120,7 @@ pub fn gave_up_event(action: &Action, attempts: u32, last_seen: Version) -> Outb
     let context = CommitContext::of(action);
     let gave_up = v1::ReducerGaveUp {
         workflow_key: action.key.to_string(),
-        namespace: action.namespace.to_string(),
+        namespace: action.namespace().to_string(),
         workflow_type: action.workflow_type.to_string(),
         action_id: action.id.to_string(),
         action_type: action.action_type.to_string(),
@@ -139,6 +139,7 @@ pub fn gave_up_event(action: &Action, attempts: u32, last_seen: Version) -> Outb
 
 fn outbox(context: &CommitContext<'_>, version: Version, event_type: &str, kind: v1::event::Kind) -> OutboxEvent {
     OutboxEvent {
+        namespace: context.namespace.to_owned(),
         workflow_key: context.workflow_key.to_owned(),
         version,
         event_type: event_type.to_owned(),

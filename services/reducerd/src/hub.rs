@@ -100,7 +100,7 @@ impl Hub {
         self.events.subscribe()
     }
 
-    /// Announces that a projection reached a version.
+    /// Announces that a projection reached a version; `key` is [`projection_key`].
     pub fn projection_applied(&self, key: String, version: u64) {
         let _ = self.projections.send((key, version));
     }
@@ -201,4 +201,10 @@ impl Drop for CompletionWaiter<'_> {
             }
         }
     }
+}
+
+/// How projection progress names a workflow: `namespace/workflow_key` (a namespace has no
+/// `/`), as the database notification carries it.
+pub fn projection_key(namespace: &str, workflow_key: &str) -> String {
+    format!("{namespace}/{workflow_key}")
 }

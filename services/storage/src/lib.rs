@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use purereducer_core::{ActionId, WorkflowKey};
+use purereducer_core::{ActionId, Namespace, WorkflowKey};
 
 pub use crate::error::StorageError;
 pub use crate::model::{
@@ -66,14 +66,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Reads the states of several workflows in one round trip, by workflow key; keys that
     /// do not exist are absent from the map.
-    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>>;
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<WorkflowKey, StoredState>>;
 
     /// The unexpired dedup records of several (workflow, action) pairs in one round trip,
     /// as (workflow key, record).
     async fn find_processed_many(
         &self,
         pairs: &[(WorkflowKey, ActionId)],
-    ) -> StorageResult<Vec<(String, ProcessedRecord)>>;
+    ) -> StorageResult<Vec<(WorkflowKey, ProcessedRecord)>>;
 
     /// The unexpired record of an action, if any.
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>>;
@@ -116,7 +116,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 
     /// Reads a projection row.
-    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>>;
+    async fn get_projection(&self, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>>;
 
     /// Every watermark, most recently moved first.
     async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>>;
@@ -135,9 +135,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 
     /// The outcome of a queued action, if it has completed: of `action_id` when given,
-    /// otherwise the first recorded under the correlation id.
+    /// otherwise the first recorded under the correlation id, within `namespace`.
     async fn find_completion(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>>;
@@ -166,6 +167,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Notifications other processes send on [`channels`], as (channel, payload); `None`
     /// for a backend whose processes cannot share a database (SQLite).
     async fn notifications(&self) -> StorageResult<Option<tokio::sync::mpsc::Receiver<(String, String)>>>;
+}
+
+/// The key of a stored row, from its `namespace` and `workflow_key` columns.
+pub(crate) fn stored_key(namespace: &str, name: &str) -> StorageResult<WorkflowKey> {
+    let namespace = Namespace::parse_or_default(namespace)
+        .map_err(|err| StorageError::Corrupt(format!("stored namespace: {err}")))?;
+    WorkflowKey::parse(&namespace, name).map_err(|err| StorageError::Corrupt(format!("stored workflow key: {err}")))
 }
 
 /// Proof of holding a singleton; dropping it lets another process take over.

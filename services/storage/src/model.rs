@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use purereducer_core::{ActionId, ActionStatus, Intent, JsonObject, Namespace, TypeName, Version, WorkflowKey};
+use purereducer_core::{ActionId, ActionStatus, Intent, JsonObject, TypeName, Version, WorkflowKey};
 
 /// The stored state of a workflow.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +64,9 @@ pub struct NewRecord {
 /// An event to publish after its transaction commits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
-    /// Partition key.
+    /// The workflow's namespace.
+    pub namespace: String,
+    /// Partition key: the workflow key's name.
     pub workflow_key: String,
     /// Version the event belongs to (publishing order within a key).
     pub version: Version,
@@ -94,8 +96,6 @@ pub struct StateWrite {
     pub version: Version,
     /// Workflow type, stored on creation.
     pub workflow_type: TypeName,
-    /// Namespace, stored on creation.
-    pub namespace: Namespace,
     /// Who made the change.
     pub provenance: serde_json::Value,
 }
@@ -238,8 +238,8 @@ pub struct ProjectionRow {
 /// What applying a batch of projection updates did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApplyStats {
-    /// Rows written.
-    pub applied: Vec<(String, Version)>,
+    /// Rows written: (namespace, workflow key, version).
+    pub applied: Vec<(String, String, Version)>,
     /// Events skipped because the projection already had them (redelivered or re-sent).
     pub duplicates: u64,
     /// Events older than the projection that arrived after it (out of order).
@@ -275,6 +275,8 @@ pub struct Completion {
     pub correlation_id: String,
     /// The action.
     pub action_id: ActionId,
+    /// The workflow's namespace; a completion is found only within it.
+    pub namespace: String,
     /// The workflow.
     pub workflow_key: String,
     /// How it ended.
@@ -293,6 +295,8 @@ pub struct DeadLetter {
     /// Where it came from (`outbox/<id>`, or `<topic>/<partition>/<offset>`); one dead
     /// letter per source.
     pub source: String,
+    /// The workflow's namespace.
+    pub namespace: String,
     /// The workflow.
     pub workflow_key: String,
     /// The version the event belongs to.
@@ -308,6 +312,8 @@ pub struct DeadLetter {
 /// An action for the database queue (`PublishAction` without Kafka).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedAction {
+    /// The namespace of the workflow it is for.
+    pub namespace: String,
     /// The workflow it is for; its actions are claimed in the order they were queued.
     pub workflow_key: String,
     /// The action, encoded by the caller.
@@ -390,7 +396,7 @@ impl ActionClaim {
 
 /// PostgreSQL notification channels, so waiters in any replica learn of progress.
 pub mod channels {
-    /// Payload `version:workflow_key`, sent when a projection row is written.
+    /// Payload `version:namespace/workflow_key`, sent when a projection row is written.
     pub const PROJECTION: &str = "purereducer_projection";
     /// Payload: the correlation id, sent when an action completion is recorded.
     pub const COMPLETION: &str = "purereducer_completion";

@@ -13,7 +13,7 @@ use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use std::collections::HashMap;
 
-use purereducer_core::{ActionId, WorkflowKey};
+use purereducer_core::{ActionId, Namespace, WorkflowKey};
 
 use crate::{
     ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent, PoolOptions,
@@ -231,13 +231,13 @@ impl Store for Instrumented {
         self.batches.lock().expect("batches").push(record);
         result
     }
-    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<WorkflowKey, StoredState>> {
         self.inner.get_states(keys).await
     }
     async fn find_processed_many(
         &self,
         pairs: &[(WorkflowKey, ActionId)],
-    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+    ) -> StorageResult<Vec<(WorkflowKey, ProcessedRecord)>> {
         self.inner.find_processed_many(pairs).await
     }
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
@@ -270,7 +270,7 @@ impl Store for Instrumented {
         injected_outage(&self.apply_outages)?;
         self.inner.apply_and_mark_published(updates, published).await
     }
-    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+    async fn get_projection(&self, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
         self.inner.get_projection(key).await
     }
     async fn list_watermarks(&self) -> StorageResult<Vec<StoredWatermark>> {
@@ -284,10 +284,11 @@ impl Store for Instrumented {
     }
     async fn find_completion(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>> {
-        self.inner.find_completion(correlation_id, action_id).await
+        self.inner.find_completion(namespace, correlation_id, action_id).await
     }
     async fn prune(&self, outbox: Duration, completions: Duration, limit: u32) -> StorageResult<(u64, u64)> {
         self.inner.prune(outbox, completions, limit).await

@@ -60,10 +60,11 @@ conformance!(
     queued_actions_are_claimed_in_order_and_leave_when_finished,
     an_unfinished_claim_gives_its_actions_back,
     retention_prunes_only_published_rows_and_old_completions,
+    the_same_key_in_two_namespaces_is_two_workflows,
 );
 
 fn key(raw: &str) -> WorkflowKey {
-    WorkflowKey::parse(raw).expect("valid key")
+    WorkflowKey::parse(&Namespace::default(), raw).expect("valid key")
 }
 
 fn object(value: serde_json::Value) -> JsonObject {
@@ -75,7 +76,6 @@ fn write(version: u64, state: serde_json::Value) -> StateWrite {
         state: object(state),
         version: Version::new(version),
         workflow_type: TypeName::parse("merge", "workflow_type").expect("valid"),
-        namespace: Namespace::parse_or_default("").expect("valid"),
         provenance: json!({"actor": "conformance"}),
     }
 }
@@ -95,6 +95,7 @@ fn record(action_id: ActionId, version: u64, ttl: Duration) -> NewRecord {
 
 fn event(key: &str, version: u64, event_type: &str) -> OutboxEvent {
     OutboxEvent {
+        namespace: "default".to_owned(),
         workflow_key: key.to_owned(),
         version: Version::new(version),
         event_type: event_type.to_owned(),
@@ -464,7 +465,7 @@ async fn projections_apply_once_with_forward_only_watermarks(store: Arc<dyn Stor
         .await
         .expect("apply");
     assert_eq!(stats.applied.len(), 3);
-    let row = store.get_projection("a").await.expect("read").expect("row");
+    let row = store.get_projection(&key("a")).await.expect("read").expect("row");
     assert_eq!((row.row.version, row.row.tag.as_deref()), (Version::new(2), Some("v2")));
     assert_eq!(row.row.extras, json!({"v": 2}));
 
@@ -481,7 +482,13 @@ async fn projections_apply_once_with_forward_only_watermarks(store: Arc<dyn Stor
         .expect("apply");
     assert_eq!((stale.applied.len(), stale.duplicates, stale.regressions), (0, 1, 1));
     assert_eq!(
-        store.get_projection("a").await.expect("read").expect("row").row.version,
+        store
+            .get_projection(&key("a"))
+            .await
+            .expect("read")
+            .expect("row")
+            .row
+            .version,
         Version::new(2)
     );
 
@@ -491,7 +498,7 @@ async fn projections_apply_once_with_forward_only_watermarks(store: Arc<dyn Stor
         ..update(7, "c", 1)
     };
     store.apply_projections(&[skip]).await.expect("apply");
-    assert_eq!(store.get_projection("c").await.expect("read"), None);
+    assert_eq!(store.get_projection(&key("c")).await.expect("read"), None);
     let marks = store.list_watermarks().await.expect("watermarks");
     assert_eq!(marks.len(), 1);
     assert_eq!(
@@ -502,16 +509,29 @@ async fn projections_apply_once_with_forward_only_watermarks(store: Arc<dyn Stor
     store.apply_projections(&[update(5, "a", 9)]).await.expect("apply");
     assert_eq!(store.list_watermarks().await.expect("watermarks")[0].offset, 8);
     assert_eq!(
-        store.get_projection("a").await.expect("read").expect("row").row.version,
+        store
+            .get_projection(&key("a"))
+            .await
+            .expect("read")
+            .expect("row")
+            .row
+            .version,
         Version::new(2)
     );
 }
 
 async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
-    assert_eq!(store.find_completion("c-1", None).await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "c-1", None)
+            .await
+            .expect("find"),
+        None
+    );
     let first = Completion {
         correlation_id: "c-1".to_owned(),
         action_id: new_id(),
+        namespace: "default".to_owned(),
         workflow_key: "wf".to_owned(),
         status: ActionStatus::Committed,
         version: Version::new(4),
@@ -525,7 +545,10 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
     };
     store.record_completion(&later).await.expect("record again");
     assert_eq!(
-        store.find_completion("c-1", None).await.expect("find"),
+        store
+            .find_completion(&Namespace::default(), "c-1", None)
+            .await
+            .expect("find"),
         Some(first.clone())
     );
 
@@ -542,8 +565,20 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
         .record_completions(&[second.clone(), repeat, later])
         .await
         .expect("record a batch");
-    assert_eq!(store.find_completion("c-2", None).await.expect("find"), Some(second));
-    assert_eq!(store.find_completion("c-1", None).await.expect("find"), Some(first));
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "c-2", None)
+            .await
+            .expect("find"),
+        Some(second)
+    );
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "c-1", None)
+            .await
+            .expect("find"),
+        Some(first)
+    );
 }
 
 async fn published_events_leave_the_pending_list(store: Arc<dyn Store>) {

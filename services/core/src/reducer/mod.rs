@@ -89,12 +89,11 @@ pub(crate) mod test_support {
     pub fn action(action_type: &str, payload: Value) -> Action {
         Action {
             id: ActionId::from_uuid(uuid::Uuid::nil()),
-            key: WorkflowKey::parse("wf-1").expect("valid key"),
+            key: WorkflowKey::parse(&Namespace::default(), "wf-1").expect("valid key"),
             workflow_type: TypeName::parse("test", "workflow_type").expect("valid type"),
             action_type: TypeName::parse(action_type, "action_type").expect("valid type"),
             payload: object(payload),
             correlation_id: "c".to_owned(),
-            namespace: Namespace::parse_or_default("").expect("default namespace"),
         }
     }
 }

@@ -44,6 +44,7 @@ pub async fn wait(
     printer: &Printer,
     correlation_id: String,
     action_id: Option<String>,
+    namespace: String,
 ) -> Result<(), CliError> {
     let (timeout_ms, deadline) = match connection.explicit_timeout() {
         Some(wait) => {
@@ -58,6 +59,7 @@ pub async fn wait(
         correlation_id,
         timeout_ms,
         action_id: action_id.unwrap_or_default(),
+        namespace,
     };
     let answer = within(
         deadline,

@@ -20,10 +20,12 @@ pub async fn run(connection: &Connection, printer: &Printer, command: DedupComma
         DedupCommand::ShouldProcess {
             workflow_key,
             action_id,
+            namespace,
         } => {
             let message = ShouldProcessRequest {
                 workflow_key: workflow_key.clone(),
                 action_id: action_id.clone(),
+                namespace,
             };
             let answer = within(deadline, client.should_process(connection.request(message, deadline)))
                 .await?

@@ -25,7 +25,10 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
     };
     let connection = Connection::new(&cli.addr, cli.timeout_ms, &security)?;
     match cli.command {
-        Command::GetState { workflow_key } => state::get_state(&connection, printer, workflow_key).await,
+        Command::GetState {
+            workflow_key,
+            namespace,
+        } => state::get_state(&connection, printer, workflow_key, namespace).await,
         Command::TryCommit(args) => state::try_commit(&connection, printer, args).await,
         Command::HandleAction(args) => action::handle_action(&connection, printer, args).await,
         Command::GetProjection(args) => projection::get_projection(&connection, printer, args).await,
@@ -35,7 +38,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
         Command::Wait {
             correlation_id,
             action_id,
-        } => bus::wait(&connection, printer, correlation_id, action_id).await,
+            namespace,
+        } => bus::wait(&connection, printer, correlation_id, action_id, namespace).await,
         Command::Subscribe(args) => bus::subscribe(&connection, printer, args).await,
         Command::Health { service } => health::check(&connection, printer, service).await,
     }

@@ -24,6 +24,7 @@ pub async fn get_projection(
         workflow_key: args.workflow_key,
         min_version: args.min_version,
         max_wait_ms: args.max_wait_ms,
+        namespace: args.namespace,
     };
     let mut client = ProjectionServiceClient::new(connection.channel.clone());
     let answer = within(deadline, client.get_projection(connection.request(message, deadline)))

@@ -13,12 +13,23 @@ use crate::error::CliError;
 use crate::output::{Printer, Record};
 
 /// Prints a workflow's state, version, type, namespace and last update.
-pub async fn get_state(connection: &Connection, printer: &Printer, workflow_key: String) -> Result<(), CliError> {
+pub async fn get_state(
+    connection: &Connection,
+    printer: &Printer,
+    workflow_key: String,
+    namespace: String,
+) -> Result<(), CliError> {
     let deadline = Some(connection.deadline(Duration::ZERO));
     let mut client = CanonicalStoreServiceClient::new(connection.channel.clone());
     let answer = within(
         deadline,
-        client.get_state(connection.request(GetStateRequest { workflow_key }, deadline)),
+        client.get_state(connection.request(
+            GetStateRequest {
+                workflow_key,
+                namespace,
+            },
+            deadline,
+        )),
     )
     .await?
     .into_inner();

@@ -60,10 +60,10 @@ pub(super) fn requeue(pending: Vec<Pending>, later: Vec<Job>) -> Vec<Job> {
 
 pub(super) fn labels_of(work: &KeyWork) -> Vec<KeyValue> {
     let first = work.pending.first().map(|pending| match pending {
-        Pending::Action { job, .. } => (job.action.workflow_type.as_str(), job.action.namespace.as_str()),
+        Pending::Action { job, .. } => (job.action.workflow_type.as_str(), job.action.namespace().as_str()),
         Pending::Direct { job, .. } => (
             job.commit.workflow_type.as_ref().map_or("default", |t| t.as_str()),
-            job.commit.namespace.as_str(),
+            job.commit.key.namespace().as_str(),
         ),
     });
     let (workflow_type, namespace) = match (&work.held.identity, first) {
@@ -108,7 +108,7 @@ pub(super) async fn fold_key(
                             Some(identity) => workflow_labels(&identity.workflow_type, &identity.namespace),
                             None => workflow_labels(
                                 job.commit.workflow_type.as_ref().map_or("default", |t| t.as_str()),
-                                job.commit.namespace.as_str(),
+                                job.commit.key.namespace().as_str(),
                             ),
                         };
                         metrics.state_conflicts.add(1, &labels);
@@ -123,7 +123,7 @@ pub(super) async fn fold_key(
             Job::Action(job) => job,
         };
         let action = &job.action;
-        let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+        let labels = workflow_labels(action.workflow_type.as_str(), action.namespace().as_str());
         metrics.dedup_checks.add(1, &labels);
         if let Some(record) = records.get(&action.id) {
             metrics.dedup_hits.add(1, &labels);

@@ -222,7 +222,7 @@ async fn finish(
         Ok(answer) => answer.await.unwrap_or_else(|_| Err(shutting_down())),
         Err(error) => Err(error),
     };
-    let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+    let labels = workflow_labels(action.workflow_type.as_str(), action.namespace().as_str());
     let metrics = metrics();
     match &result {
         Ok(outcome) => match outcome.status {

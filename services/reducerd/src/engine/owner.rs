@@ -217,7 +217,7 @@ impl Owner {
         let shared = self.shared.clone();
         let mut inputs = Vec::with_capacity(taken.len());
         for Taken { key, jobs, .. } in taken {
-            let held = match states.get(key.as_str()) {
+            let held = match states.get(&key) {
                 Some(loaded) => loaded.clone(),
                 None => self
                     .slots
@@ -227,7 +227,7 @@ impl Owner {
             };
             let key_records: HashMap<ActionId, ProcessedRecord> = records
                 .iter()
-                .filter(|(k, _)| k == key.as_str())
+                .filter(|(k, _)| *k == key)
                 .map(|(_, record)| (record.action_id, record.clone()))
                 .collect();
             inputs.push((key, held, jobs, key_records));
@@ -246,7 +246,7 @@ impl Owner {
     async fn read(
         &self,
         taken: &[Taken],
-    ) -> Result<(HashMap<String, Held>, Vec<(String, ProcessedRecord)>), EngineError> {
+    ) -> Result<(HashMap<WorkflowKey, Held>, Vec<(WorkflowKey, ProcessedRecord)>), EngineError> {
         let stale: Vec<WorkflowKey> = taken
             .iter()
             .filter(|taken| {
@@ -274,13 +274,14 @@ impl Owner {
         if !stale.is_empty() {
             metrics.get_state.add(stale.len() as u64, &[]);
         }
-        let mut states: HashMap<String, StoredState> = states.inspect_err(|_| metrics.get_state_errors.add(1, &[]))?;
+        let mut states: HashMap<WorkflowKey, StoredState> =
+            states.inspect_err(|_| metrics.get_state_errors.add(1, &[]))?;
         let records = records?;
         let held = stale
             .iter()
             .map(|key| {
-                let stored = states.remove(key.as_str());
-                (key.as_str().to_owned(), Held::from_stored(stored))
+                let stored = states.remove(key);
+                (key.clone(), Held::from_stored(stored))
             })
             .collect();
         Ok((held, records))
@@ -461,11 +462,11 @@ impl Owner {
         self.shared.hub.outbox_written();
         for job in jobs {
             let action = &job.action;
-            let labels = workflow_labels(action.workflow_type.as_str(), action.namespace.as_str());
+            let labels = workflow_labels(action.workflow_type.as_str(), action.namespace().as_str());
             metrics().gave_up.add(1, &labels);
             tracing::warn!(
                 workflow_type = %action.workflow_type,
-                namespace = %action.namespace,
+                namespace = %action.namespace(),
                 action_id = %action.id,
                 attempts,
                 "Reducer gave up after repeated version conflicts"

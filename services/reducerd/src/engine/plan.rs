@@ -141,10 +141,6 @@ pub struct DirectCommit {
     pub state: JsonObject,
     /// The workflow type the caller names, if any; it must match the stored one.
     pub workflow_type: Option<TypeName>,
-    /// The caller's namespace (the default when it named none).
-    pub namespace: Namespace,
-    /// Whether the caller named the namespace (then it must match the stored one).
-    pub namespace_given: bool,
     /// Who made the change and why, kept with the state and in its event.
     pub provenance: Provenance,
 }
@@ -204,18 +200,12 @@ impl Fold {
         &self.held
     }
 
-    /// Refuses an action whose workflow type or namespace is not the workflow's.
+    /// Refuses an action whose workflow type is not the workflow's. (The namespace is part
+    /// of the key, so a workflow only ever sees actions of its own namespace.)
     pub fn check_identity(&self, action: &Action) -> Result<(), EngineError> {
         let Some(identity) = &self.held.identity else {
             return Ok(());
         };
-        // The namespace first: nothing about another namespace's workflow is told.
-        if identity.namespace != action.namespace.as_str() {
-            return Err(EngineError::Mismatch(format!(
-                "workflow {} is not in namespace {}: the key is taken by another namespace; use another workflow key",
-                action.key, action.namespace
-            )));
-        }
         if identity.workflow_type != action.workflow_type.as_str() {
             return Err(EngineError::Mismatch(format!(
                 "workflow {} has type {}, not {}; send actions of its own type or use another workflow key",
@@ -299,7 +289,6 @@ impl Fold {
                 state: new_state.clone(),
                 version: new_version,
                 workflow_type: action.workflow_type.clone(),
-                namespace: action.namespace.clone(),
                 provenance: serde_json::json!({
                     "action_id": action.id.to_string(),
                     "action_type": action.action_type.as_str(),
@@ -312,7 +301,7 @@ impl Fold {
                 state: new_state.clone(),
                 identity: Some(Identity {
                     workflow_type: action.workflow_type.to_string(),
-                    namespace: action.namespace.to_string(),
+                    namespace: action.namespace().to_string(),
                 }),
             };
         }
@@ -330,14 +319,9 @@ impl Fold {
     /// Adds a direct compare-and-set at the current version. A conflict with the state the
     /// fold holds answers at once and adds nothing.
     pub fn add_direct(&mut self, commit: &DirectCommit) -> Result<DirectOutcome, EngineError> {
-        let (workflow_type, namespace) = match &self.held.identity {
+        let namespace: &Namespace = commit.key.namespace();
+        let workflow_type = match &self.held.identity {
             Some(identity) => {
-                if commit.namespace_given && commit.namespace.as_str() != identity.namespace {
-                    return Err(EngineError::Mismatch(format!(
-                        "workflow {} is not in namespace {}: the key is taken by another namespace; use another workflow key",
-                        commit.key, commit.namespace
-                    )));
-                }
                 if let Some(given) = &commit.workflow_type
                     && given.as_str() != identity.workflow_type
                 {
@@ -346,19 +330,13 @@ impl Fold {
                         commit.key, identity.workflow_type
                     )));
                 }
-                let stored_type = TypeName::parse(&identity.workflow_type, "workflow_type")
-                    .map_err(|err| EngineError::Bug(format!("stored workflow type: {err}")))?;
-                let stored_namespace = Namespace::parse_or_default(&identity.namespace)
-                    .map_err(|err| EngineError::Bug(format!("stored namespace: {err}")))?;
-                (stored_type, stored_namespace)
+                TypeName::parse(&identity.workflow_type, "workflow_type")
+                    .map_err(|err| EngineError::Bug(format!("stored workflow type: {err}")))?
             }
-            None => (
-                match &commit.workflow_type {
-                    Some(given) => given.clone(),
-                    None => TypeName::parse("default", "workflow_type")?,
-                },
-                commit.namespace.clone(),
-            ),
+            None => match &commit.workflow_type {
+                Some(given) => given.clone(),
+                None => TypeName::parse("default", "workflow_type")?,
+            },
         };
         if self.held.version != commit.expected {
             return Ok(DirectOutcome::Conflict(self.held.version));
@@ -385,7 +363,6 @@ impl Fold {
             state: commit.state.clone(),
             version,
             workflow_type: workflow_type.clone(),
-            namespace: namespace.clone(),
             provenance: serde_json::json!({
                 "action_id": provenance.action_id,
                 "correlation_id": provenance.correlation_id,

@@ -80,7 +80,7 @@ async fn call(
             action_type: action.action_type.to_string(),
             payload: Some(json_to_struct(&action.payload)),
             correlation_id: action.correlation_id.clone(),
-            namespace: action.namespace.to_string(),
+            namespace: action.namespace().to_string(),
         }),
     });
     request.set_timeout(timeout);

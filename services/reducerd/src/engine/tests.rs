@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use purereducer_core::{Action, ActionId, ActionStatus, Namespace, TypeName, Version, WorkflowKey, WorkflowTypes};
+use purereducer_core::{Action, ActionId, ActionStatus, TypeName, Version, WorkflowKey, WorkflowTypes};
 use purereducer_storage::sqlite::SqliteStore;
 use purereducer_storage::testing::{Instrumented, fresh_sqlite};
 use purereducer_storage::{CommitResult, Store};
@@ -41,12 +41,11 @@ async fn engine_on(store: Arc<dyn Store>, max_attempts: u32) -> Engine {
 fn action(key: &str, workflow_type: &str, payload: serde_json::Value) -> Action {
     Action {
         id: ActionId::from_uuid(uuid::Uuid::new_v4()),
-        key: WorkflowKey::parse(key).expect("key"),
+        key: WorkflowKey::parse(&purereducer_core::Namespace::default(), key).expect("key"),
         workflow_type: TypeName::parse(workflow_type, "workflow_type").expect("type"),
         action_type: TypeName::parse("set", "action_type").expect("action type"),
         payload: payload.as_object().expect("object").clone(),
         correlation_id: uuid::Uuid::new_v4().to_string(),
-        namespace: Namespace::parse_or_default("").expect("namespace"),
     }
 }
 
@@ -69,7 +68,7 @@ async fn outcome(answer: oneshot::Receiver<Result<Outcome, EngineError>>) -> Out
 /// Another replica (`other`, its own engine on the same database) commits `key` at the
 /// version stored now, as if it had won the race.
 async fn write_first(other: &Engine, reader: &Arc<SqliteStore>, key: &str) -> DirectOutcome {
-    let key = WorkflowKey::parse(key).expect("key");
+    let key = WorkflowKey::parse(&purereducer_core::Namespace::default(), key).expect("key");
     let current = reader.get_state(&key).await.expect("read").expect("exists");
     other
         .try_commit(DirectCommit {
@@ -77,8 +76,6 @@ async fn write_first(other: &Engine, reader: &Arc<SqliteStore>, key: &str) -> Di
             expected: current.version,
             state: json!({"n": "other"}).as_object().expect("object").clone(),
             workflow_type: None,
-            namespace: Namespace::parse_or_default("").expect("namespace"),
-            namespace_given: false,
             provenance: Provenance::default(),
         })
         .await
@@ -396,7 +393,7 @@ async fn a_queued_action_waits_out_an_outage_in_order_while_a_direct_caller_is_t
         .collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     let stored = store
-        .get_state(&WorkflowKey::parse("k").expect("key"))
+        .get_state(&WorkflowKey::parse(&purereducer_core::Namespace::default(), "k").expect("key"))
         .await
         .expect("read")
         .expect("state");
@@ -425,7 +422,7 @@ async fn a_stopping_engine_hands_an_undecided_queued_action_back_instead_of_retr
         outcomes[0].1
     );
     let stored = store
-        .get_state(&WorkflowKey::parse("k").expect("key"))
+        .get_state(&WorkflowKey::parse(&purereducer_core::Namespace::default(), "k").expect("key"))
         .await
         .expect("read");
     assert!(stored.is_none(), "nothing was written");

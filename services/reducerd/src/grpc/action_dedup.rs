@@ -8,7 +8,7 @@ use purereducer_api::v1::{
     CleanupExpiredRequest, CleanupExpiredResponse, ProcessedAction, RecordProcessedRequest, RecordProcessedResponse,
     ShouldProcessRequest, ShouldProcessResponse,
 };
-use purereducer_core::{ActionId, ActionStatus, FieldError, Version, WorkflowKey};
+use purereducer_core::{ActionId, ActionStatus, FieldError, Namespace, Version, WorkflowKey};
 use purereducer_storage::{NewRecord, ProcessedRecord, RecordResult, Store};
 use tonic::{Request, Response, Status};
 
@@ -30,32 +30,27 @@ impl ActionDedup {
     pub fn new(store: Arc<dyn Store>, default_ttl: Duration) -> Self {
         Self { store, default_ttl }
     }
-
-    /// Dedup records carry no namespace: a caller limited to some namespaces may use the
-    /// records of a workflow only when that workflow is in one of them (or does not exist).
-    async fn check_workflow(&self, identity: &Identity, key: &WorkflowKey) -> Result<(), ApiError> {
-        if identity.granted().is_none() {
-            return Ok(());
-        }
-        match self.store.get_state(key).await? {
-            Some(stored) if !identity.may_use(&stored.namespace) => {
-                Err(ApiError::Denied(Status::permission_denied(format!(
-                    "workflow {key} is not in a namespace the credential of '{}' is granted",
-                    identity.subject
-                ))))
-            }
-            _ => Ok(()),
-        }
-    }
 }
 
-fn parse_ids(workflow_key: &str, action_id: &str) -> Result<(WorkflowKey, ActionId), ApiError> {
+/// The key and action id of a request, once its namespace is granted to the caller.
+fn parse_ids(
+    identity: &Identity,
+    namespace: &str,
+    workflow_key: &str,
+    action_id: &str,
+) -> Result<(WorkflowKey, ActionId), ApiError> {
     let mut errors = FieldErrors::default();
-    let key = errors.take(WorkflowKey::parse(workflow_key));
+    let namespace = errors.take(Namespace::parse_or_default(namespace));
+    let key = namespace
+        .as_ref()
+        .and_then(|namespace| errors.take(WorkflowKey::parse(namespace, workflow_key)));
     let id = errors.take(ActionId::parse(action_id, "action_id"));
     errors.finish()?;
     match (key, id) {
-        (Some(key), Some(id)) => Ok((key, id)),
+        (Some(key), Some(id)) => {
+            crate::auth::require_namespace(identity, key.namespace().as_str()).map_err(ApiError::Denied)?;
+            Ok((key, id))
+        }
         _ => Err(ApiError::Internal("validated fields missing".to_owned())),
     }
 }
@@ -69,6 +64,7 @@ fn to_proto(key: &WorkflowKey, record: ProcessedRecord) -> ProcessedAction {
         version: record.version.get(),
         status: status.into(),
         expires_at: Some(timestamp_ms(record.expires_at_ms)),
+        namespace: key.namespace().to_string(),
     }
 }
 
@@ -80,8 +76,7 @@ impl ActionDedupService for ActionDedup {
     ) -> Result<Response<ShouldProcessResponse>, Status> {
         let identity = crate::auth::identity(&request);
         let request = request.into_inner();
-        let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
-        self.check_workflow(&identity, &key).await?;
+        let (key, id) = parse_ids(&identity, &request.namespace, &request.workflow_key, &request.action_id)?;
         let found = self.store.find_processed(&key, id).await.map_err(ApiError::from)?;
         let metrics = metrics();
         metrics.dedup_checks.add(1, &[]);
@@ -100,8 +95,7 @@ impl ActionDedupService for ActionDedup {
     ) -> Result<Response<RecordProcessedResponse>, Status> {
         let identity = crate::auth::identity(&request);
         let request = request.into_inner();
-        let (key, id) = parse_ids(&request.workflow_key, &request.action_id)?;
-        self.check_workflow(&identity, &key).await?;
+        let (key, id) = parse_ids(&identity, &request.namespace, &request.workflow_key, &request.action_id)?;
         let mut errors = FieldErrors::default();
         if request.result_hash.is_empty() {
             errors.0.push(FieldError::new("result_hash", "is required"));

@@ -44,14 +44,16 @@ impl CanonicalStore {
         request: TryCommitRequest,
     ) -> Result<TryCommitResponse, ApiError> {
         let mut errors = FieldErrors::default();
-        let key = errors.take(WorkflowKey::parse(&request.workflow_key));
+        let namespace = errors.take(Namespace::parse_or_default(&request.namespace));
+        let key = namespace
+            .as_ref()
+            .and_then(|namespace| errors.take(WorkflowKey::parse(namespace, &request.workflow_key)));
         let state = errors.take(json_field(
             request.state.as_ref(),
             "state",
             self.max_payload_bytes,
             true,
         ));
-        let namespace = errors.take(Namespace::parse_or_default(&request.namespace));
         let workflow_type = if request.workflow_type.is_empty() {
             None
         } else {
@@ -76,7 +78,7 @@ impl CanonicalStore {
             "expected_version",
         ));
         errors.finish()?;
-        let (Some(key), Some(state), Some(namespace)) = (key, state, namespace) else {
+        let (Some(key), Some(state)) = (key, state) else {
             return Err(ApiError::Internal("validated fields missing".to_owned()));
         };
         if let Some(name) = &workflow_type
@@ -85,18 +87,14 @@ impl CanonicalStore {
             return Err(FieldError::new("workflow_type", format!("'{name}' is not a declared workflow type")).into());
         }
 
-        crate::auth::require_namespace(identity, namespace.as_str()).map_err(ApiError::Denied)?;
-        self.rate.check(namespace.as_str()).map_err(ApiError::Denied)?;
+        crate::auth::require_namespace(identity, key.namespace().as_str()).map_err(ApiError::Denied)?;
+        self.rate.check(key.namespace().as_str()).map_err(ApiError::Denied)?;
         let correlation_id = crate::convert::correlation_id(&provenance.correlation_id, "provenance.correlation_id")?;
         let commit = DirectCommit {
             key,
             expected: Version::new(request.expected_version),
             state,
             workflow_type,
-            namespace,
-            // A caller limited to some namespaces always names one, so it can never commit
-            // into a workflow of another.
-            namespace_given: !request.namespace.is_empty() || identity.granted().is_some(),
             provenance: Provenance {
                 action_id: provenance.action_id,
                 actor: provenance.actor,
@@ -126,11 +124,14 @@ fn conflict(current: Version) -> TryCommitResponse {
 #[tonic::async_trait]
 impl CanonicalStoreService for CanonicalStore {
     async fn get_state(&self, request: Request<GetStateRequest>) -> Result<Response<GetStateResponse>, Status> {
-        let key = WorkflowKey::parse(&request.get_ref().workflow_key).map_err(ApiError::from)?;
         let identity = crate::auth::identity(&request);
-        let found = self.engine.get_state(&key).await?;
-        // Another namespace's workflow looks exactly like a missing one.
-        let Some(stored) = found.filter(|stored| identity.may_use(&stored.namespace)) else {
+        let key = crate::convert::namespaced_key(
+            &request.get_ref().namespace,
+            &request.get_ref().workflow_key,
+            "workflow_key",
+        )?;
+        crate::auth::require_namespace(&identity, key.namespace().as_str())?;
+        let Some(stored) = self.engine.get_state(&key).await? else {
             return Err(ApiError::NotFound(format!(
                 "workflow {key} does not exist; its first action, or TryCommit with expected_version 0, creates it"
             ))

@@ -10,7 +10,7 @@ use purereducer_api::v1::{
     PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
     WaitForCompletionRequest, WaitForCompletionResponse,
 };
-use purereducer_core::{ActionId, FieldError};
+use purereducer_core::{ActionId, FieldError, Namespace};
 use purereducer_storage::{Completion, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -74,23 +74,17 @@ impl EventBus {
         self.engine.store()
     }
 
-    async fn workflow_namespace(&self, workflow_key: &str) -> Result<Option<String>, ApiError> {
-        let Ok(key) = purereducer_core::WorkflowKey::parse(workflow_key) else {
-            return Ok(None);
-        };
-        Ok(self.engine.get_state(&key).await?.map(|stored| stored.namespace))
-    }
-
     /// Waits for the completion of `correlation_id`, feeding the event-bus wait metrics:
     /// a completion counts as a consumed event, a deadline as a timeout.
     async fn wait(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
         timeout: Duration,
     ) -> Result<Completion, ApiError> {
         let started = std::time::Instant::now();
-        let result = self.wait_inner(correlation_id, action_id, timeout).await;
+        let result = self.wait_inner(namespace, correlation_id, action_id, timeout).await;
         let metrics = metrics();
         let labels = event_labels(COMPLETION_EVENT);
         metrics.wait_time_ms.record(elapsed_ms(started), &labels);
@@ -104,6 +98,7 @@ impl EventBus {
 
     async fn wait_inner(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
         timeout: Duration,
@@ -112,14 +107,19 @@ impl EventBus {
         loop {
             // Register before looking, so a completion between the two is not missed.
             let waiter = self.hub.completion_waiter(correlation_id);
-            if let Some(done) = self.store().find_completion(correlation_id, action_id).await? {
+            if let Some(done) = self
+                .store()
+                .find_completion(namespace, correlation_id, action_id)
+                .await?
+            {
                 return Ok(done);
             }
             // A completion recorded here comes with the wake-up; one from elsewhere (or of
-            // another action of the correlation id) is looked up on the next turn.
+            // another action of the correlation id, or of another namespace's action with
+            // the same correlation id) is looked up on the next turn.
             match tokio::time::timeout_at(deadline, waiter.notified(action_id)).await {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => {}
+                Ok(Some(done)) if done.namespace == namespace.as_str() => return Ok(done),
+                Ok(_) => {}
                 Err(_) => {
                     tracing::info!(%correlation_id, timeout_ms = timeout.as_millis() as u64, "Timeout waiting for event");
                     return Err(ApiError::DeadlineExceeded(format!(
@@ -145,8 +145,8 @@ impl EventBusService for EventBus {
     ) -> Result<Response<PublishActionResponse>, Status> {
         let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
             .map_err(ApiError::from)?;
-        crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace.as_str())?;
-        self.rate.check(action.namespace.as_str())?;
+        crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace().as_str())?;
+        self.rate.check(action.namespace().as_str())?;
         if self.engine.types().get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
         }
@@ -187,20 +187,14 @@ impl EventBusService for EventBus {
             "" => None,
             id => Some(ActionId::parse(id, "action_id").map_err(ApiError::from)?),
         };
-        let done = self.wait(&request.correlation_id, action_id, timeout).await?;
-        if identity.granted().is_some() {
-            // Completions carry no namespace: the workflow they belong to tells.
-            let namespace = self.workflow_namespace(&done.workflow_key).await?;
-            if !namespace.is_some_and(|namespace| identity.may_use(&namespace)) {
-                return Err(ApiError::NotFound(format!(
-                    "no action with correlation_id {} completed in the namespaces this credential is granted",
-                    request.correlation_id
-                ))
-                .into());
-            }
-        }
+        let namespace = Namespace::parse_or_default(&request.namespace).map_err(ApiError::from)?;
+        crate::auth::require_namespace(&identity, namespace.as_str())?;
+        let done = self
+            .wait(&namespace, &request.correlation_id, action_id, timeout)
+            .await?;
         let status = crate::convert::status_to_proto(done.status);
         Ok(Response::new(WaitForCompletionResponse {
+            namespace: done.namespace,
             correlation_id: done.correlation_id,
             action_id: done.action_id.to_string(),
             workflow_key: done.workflow_key,

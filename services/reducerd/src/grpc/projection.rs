@@ -35,7 +35,7 @@ impl Projections {
     /// The projection once it reaches `min_version`, or `None` when `wait` passes first.
     async fn await_version(
         &self,
-        key: &str,
+        key: &WorkflowKey,
         min_version: u64,
         wait: Duration,
     ) -> Result<Option<StoredProjection>, ApiError> {
@@ -46,13 +46,14 @@ impl Projections {
         if reached(&current) {
             return Ok(current);
         }
+        let wanted = crate::hub::projection_key(key.namespace().as_str(), key.as_str());
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let relevant = match tokio::time::timeout_at(deadline, applied.recv()).await {
                 Err(_) => return Ok(None),
                 // An empty key is a resync: notifications may have been missed, look again.
                 Ok(Ok((applied_key, version))) => {
-                    (applied_key == key || applied_key.is_empty()) && version >= min_version
+                    (applied_key == wanted || applied_key.is_empty()) && version >= min_version
                 }
                 Ok(Err(RecvError::Lagged(_))) => true,
                 Ok(Err(RecvError::Closed)) => return Ok(None),
@@ -92,14 +93,11 @@ impl ProjectionService for Projections {
     ) -> Result<Response<GetProjectionResponse>, Status> {
         let identity = crate::auth::identity(&request);
         let request = request.into_inner();
-        let key = WorkflowKey::parse(&request.workflow_key).map_err(ApiError::from)?;
+        let key = crate::convert::namespaced_key(&request.namespace, &request.workflow_key, "workflow_key")?;
+        crate::auth::require_namespace(&identity, key.namespace().as_str())?;
         let missing = || ApiError::NotFound(format!("workflow {key} has no projection and no state"));
         let wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(self.max_wait);
-        if let Some(found) = self.await_version(key.as_str(), request.min_version, wait).await? {
-            // Another namespace's workflow looks exactly like a missing one.
-            if !identity.may_use(&found.row.namespace) {
-                return Err(missing().into());
-            }
+        if let Some(found) = self.await_version(&key, request.min_version, wait).await? {
             return Ok(Response::new(GetProjectionResponse {
                 projection: Some(to_proto(found)),
                 from_canonical: false,
@@ -107,7 +105,7 @@ impl ProjectionService for Projections {
         }
         // Not there in time: answer from the source of truth and say so.
         let found = self.store.get_state(&key).await.map_err(ApiError::from)?;
-        let Some(state) = found.filter(|state| identity.may_use(&state.namespace)) else {
+        let Some(state) = found else {
             return Err(missing().into());
         };
         let tag = state.state.get("status").and_then(Value::as_str).map(str::to_owned);

@@ -43,8 +43,8 @@ impl ReducerService for Reducer {
     ) -> Result<Response<HandleActionResponse>, Status> {
         let action = parse_action(request.get_ref().action.as_ref(), "action", self.max_payload_bytes)
             .map_err(ApiError::from)?;
-        crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace.as_str())?;
-        self.rate.check(action.namespace.as_str())?;
+        crate::auth::require_namespace(&crate::auth::identity(&request), action.namespace().as_str())?;
+        self.rate.check(action.namespace().as_str())?;
         if self.engine.types().get(action.workflow_type.as_str()).is_none() {
             return Err(unknown_type(self.engine.types(), action.workflow_type.as_str()).into());
         }

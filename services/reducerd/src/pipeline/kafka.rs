@@ -241,8 +241,9 @@ impl KafkaMaterializer {
 
     fn announce(&self, stats: purereducer_storage::ApplyStats, times: &super::CommitTimes) {
         super::account(&stats, times);
-        for (key, version) in stats.applied {
-            self.hub.projection_applied(key, version.get());
+        for (namespace, key, version) in stats.applied {
+            self.hub
+                .projection_applied(crate::hub::projection_key(&namespace, &key), version.get());
         }
     }
 }

@@ -140,8 +140,9 @@ impl LocalPipeline {
         drop(spans);
         *next_offset = Some(first + i64::try_from(rows.len()).unwrap_or(i64::MAX));
         super::account(&stats, &times);
-        for (key, version) in stats.applied {
-            self.hub.projection_applied(key, version.get());
+        for (namespace, key, version) in stats.applied {
+            self.hub
+                .projection_applied(crate::hub::projection_key(&namespace, &key), version.get());
         }
         for event in decoded.into_iter().flatten() {
             self.hub.publish_event(event);
@@ -222,6 +223,7 @@ const POISON_ATTEMPTS: u32 = 3;
 fn dead_letter(row: &PendingEvent, error: String) -> DeadLetter {
     DeadLetter {
         source: format!("outbox/{}", row.id),
+        namespace: row.event.namespace.clone(),
         workflow_key: row.event.workflow_key.clone(),
         version: row.event.version,
         event_type: row.event.event_type.clone(),

@@ -302,7 +302,7 @@ async fn bridge(
     }
 }
 
-/// The commit time of each `StateCommitted` event, by workflow key and version.
+/// The commit time of each `StateCommitted` event, by [`crate::hub::projection_key`] and version.
 pub(crate) type CommitTimes = std::collections::HashMap<(String, u64), i64>;
 
 /// Adds the commit time an event carries to `times`.
@@ -311,7 +311,10 @@ pub(crate) fn note_commit_time(times: &mut CommitTimes, event: &crate::hub::Publ
         && let Some(at) = &committed.committed_at
     {
         times.insert(
-            (committed.workflow_key.clone(), committed.version),
+            (
+                crate::hub::projection_key(&committed.namespace, &committed.workflow_key),
+                committed.version,
+            ),
             crate::convert::timestamp_to_ms(at),
         );
     }
@@ -336,7 +339,11 @@ pub(crate) fn account(stats: &purereducer_storage::ApplyStats, times: &CommitTim
     let applied: Vec<i64> = stats
         .applied
         .iter()
-        .filter_map(|(key, version)| times.get(&(key.clone(), version.get())).copied())
+        .filter_map(|(namespace, key, version)| {
+            times
+                .get(&(crate::hub::projection_key(namespace, key), version.get()))
+                .copied()
+        })
         .collect();
     metrics.record_applied(&applied);
 }

@@ -48,6 +48,7 @@ impl DbQueue {
     pub async fn enqueue(&self, action: &Action) -> Result<(), ApiError> {
         let headers = purereducer_bus::trace::inject_current();
         let queued = QueuedAction {
+            namespace: action.namespace().to_string(),
             workflow_key: action.key.to_string(),
             payload: encode_action(action),
             headers: serde_json::to_string(&headers).unwrap_or_else(|_| "{}".to_owned()),
@@ -71,7 +72,7 @@ pub(crate) fn encode_action(action: &Action) -> Vec<u8> {
         action_type: action.action_type.to_string(),
         payload: Some(crate::convert::json_to_struct(&action.payload)),
         correlation_id: action.correlation_id.clone(),
-        namespace: action.namespace.to_string(),
+        namespace: action.namespace().to_string(),
     }
     .encode_to_vec()
 }
@@ -263,6 +264,7 @@ fn completion_of(action: &Action, outcome: Result<purereducer_core::Outcome, Eng
         Ok(outcome) => Completion {
             correlation_id: action.correlation_id.clone(),
             action_id: action.id,
+            namespace: action.namespace().to_string(),
             workflow_key: action.key.to_string(),
             status: queued_status(&outcome),
             version: outcome.version,
@@ -275,6 +277,7 @@ fn completion_of(action: &Action, outcome: Result<purereducer_core::Outcome, Eng
         Err(err) => Completion {
             correlation_id: action.correlation_id.clone(),
             action_id: action.id,
+            namespace: action.namespace().to_string(),
             workflow_key: action.key.to_string(),
             status: ActionStatus::Rejected,
             version: Version::NONE,

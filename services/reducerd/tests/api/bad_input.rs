@@ -10,6 +10,7 @@ async fn assert_absent(server: &TestServer, key: &str) {
     let status = server
         .canonical()
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: key.to_owned(),
         })
         .await
@@ -21,6 +22,7 @@ async fn version_of(server: &TestServer, key: &str) -> u64 {
     server
         .canonical()
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: key.to_owned(),
         })
         .await
@@ -42,6 +44,7 @@ async fn bad_workflow_key_is_invalid_argument_with_field_details() {
     let status = server
         .canonical()
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: "a b".into(),
         })
         .await
@@ -153,6 +156,7 @@ async fn unknown_workflow_is_not_found() {
     let status = server
         .canonical()
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: "ghost".into(),
         })
         .await
@@ -368,6 +372,7 @@ async fn nul_characters_and_out_of_range_versions_are_refused_alike_on_both_back
         let status = server
             .dedup()
             .record_processed(RecordProcessedRequest {
+                namespace: Default::default(),
                 workflow_key: "nul-2".into(),
                 action_id: new_id(),
                 result_hash: "h".into(),

@@ -183,6 +183,7 @@ async fn send(server: &TestServer, generator: &mut Gen) -> (&'static str, Code) 
         }
         4 => {
             let mut request = RecordProcessedRequest {
+                namespace: Default::default(),
                 workflow_key: generator.key(),
                 action_id: new_id(),
                 result_hash: "h".into(),
@@ -202,6 +203,7 @@ async fn send(server: &TestServer, generator: &mut Gen) -> (&'static str, Code) 
         }
         5 => {
             let request = ShouldProcessRequest {
+                namespace: Default::default(),
                 workflow_key: format!("{}\t", generator.text(8)),
                 action_id: generator.text(36),
             };
@@ -215,6 +217,7 @@ async fn send(server: &TestServer, generator: &mut Gen) -> (&'static str, Code) 
             let state = server
                 .canonical()
                 .get_state(GetStateRequest {
+                    namespace: Default::default(),
                     workflow_key: key.clone(),
                 })
                 .await;
@@ -290,7 +293,7 @@ async fn send(server: &TestServer, generator: &mut Gen) -> (&'static str, Code) 
 async fn snapshot(server: &TestServer) -> Vec<Option<u64>> {
     let mut versions = Vec::new();
     for key in KEYS {
-        let key = WorkflowKey::parse(key).expect("key");
+        let key = WorkflowKey::parse(&purereducer_core::Namespace::default(), key).expect("key");
         versions.push(
             server
                 .store

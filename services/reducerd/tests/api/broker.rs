@@ -80,6 +80,7 @@ async fn real_broker_carries_commits_queued_actions_and_subscriptions() {
         let done = second
             .event_bus()
             .wait_for_completion(WaitForCompletionRequest {
+                namespace: Default::default(),
                 correlation_id: correlation_id.clone(),
                 timeout_ms: 60_000,
                 action_id: String::new(),
@@ -99,6 +100,7 @@ async fn real_broker_carries_commits_queued_actions_and_subscriptions() {
         let reply = server
             .projections()
             .get_projection(GetProjectionRequest {
+                namespace: Default::default(),
                 workflow_key: key.clone(),
                 min_version: *version as u64,
                 max_wait_ms: 60_000,

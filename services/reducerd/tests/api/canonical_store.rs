@@ -54,6 +54,7 @@ async fn try_commit_creates_at_zero_and_conflicts_on_stale_versions() {
         let stored = server
             .canonical()
             .get_state(GetStateRequest {
+                namespace: Default::default(),
                 workflow_key: "wf".into(),
             })
             .await

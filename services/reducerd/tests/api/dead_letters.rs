@@ -14,6 +14,7 @@ async fn projection_reaches(server: &TestServer, key: &str, version: u64) {
     let reply = server
         .projections()
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: key.into(),
             min_version: version,
             max_wait_ms: 30_000,
@@ -29,6 +30,7 @@ async fn projection_reaches(server: &TestServer, key: &str, version: u64) {
 
 fn row(key: &str, version: u64, payload: Vec<u8>) -> OutboxEvent {
     OutboxEvent {
+        namespace: "default".to_owned(),
         workflow_key: key.to_owned(),
         version: Version::new(version),
         event_type: "StateCommitted".to_owned(),

@@ -15,6 +15,7 @@ async fn record_then_should_process_then_cleanup() {
         let mut dedup = server.dedup();
         let id = new_id();
         let ask = || ShouldProcessRequest {
+            namespace: Default::default(),
             workflow_key: "wf".into(),
             action_id: id.clone(),
         };
@@ -28,6 +29,7 @@ async fn record_then_should_process_then_cleanup() {
         );
 
         let record = RecordProcessedRequest {
+            namespace: Default::default(),
             workflow_key: "wf".into(),
             action_id: id.clone(),
             result_hash: "h1".into(),
@@ -69,7 +71,10 @@ async fn record_then_should_process_then_cleanup() {
         };
         server
             .store
-            .record_processed(&WorkflowKey::parse("wf").expect("key"), expired)
+            .record_processed(
+                &WorkflowKey::parse(&purereducer_core::Namespace::default(), "wf").expect("key"),
+                expired,
+            )
             .await
             .expect("store");
         let cleaned = dedup
@@ -93,7 +98,7 @@ async fn record_then_should_process_then_cleanup() {
 #[tokio::test]
 async fn periodic_cleanup_removes_expired_records() {
     let server = start(Backend::Postgres, |config| config.dedup.cleanup_interval_seconds = 1).await;
-    let key = WorkflowKey::parse("wf").expect("key");
+    let key = WorkflowKey::parse(&purereducer_core::Namespace::default(), "wf").expect("key");
     let expired = NewRecord {
         action_id: ActionId::from_uuid(uuid::Uuid::new_v4()),
         request_hash: String::new(),

@@ -70,7 +70,7 @@ async fn two_hundred_actions_on_one_key_fold_and_stay_gap_free(backend: Backend)
     );
 
     let store = server.store.clone();
-    let key = WorkflowKey::parse("hot").expect("key");
+    let key = WorkflowKey::parse(&purereducer_core::Namespace::default(), "hot").expect("key");
     let pairs: Vec<(WorkflowKey, ActionId)> = ids
         .iter()
         .map(|id| (key.clone(), ActionId::parse(id, "id").expect("uuid")))
@@ -313,6 +313,7 @@ async fn losing_every_attempt_to_another_server_gives_up_and_is_accounted(backen
                 purereducer_api::v1::canonical_store_service_client::CanonicalStoreServiceClient::new(channel);
             let current = canonical
                 .get_state(GetStateRequest {
+                    namespace: Default::default(),
                     workflow_key: "contested".to_owned(),
                 })
                 .await

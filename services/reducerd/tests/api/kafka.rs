@@ -67,6 +67,7 @@ async fn converge(server: &TestServer) {
         let reply = server
             .projections()
             .get_projection(GetProjectionRequest {
+                namespace: Default::default(),
                 workflow_key: key.clone(),
                 min_version: version as u64,
                 max_wait_ms: 60_000,
@@ -214,6 +215,7 @@ async fn ten_thousand_actions_survive_three_broker_outages_exactly_once() {
         let done = server
             .event_bus()
             .wait_for_completion(WaitForCompletionRequest {
+                namespace: Default::default(),
                 correlation_id: correlation_id.clone(),
                 timeout_ms: 120_000,
                 action_id: String::new(),
@@ -318,13 +320,16 @@ impl purereducer_storage::Store for CrashingStore {
     async fn get_states(
         &self,
         keys: &[purereducer_core::WorkflowKey],
-    ) -> purereducer_storage::StorageResult<std::collections::HashMap<String, purereducer_storage::StoredState>> {
+    ) -> purereducer_storage::StorageResult<
+        std::collections::HashMap<purereducer_core::WorkflowKey, purereducer_storage::StoredState>,
+    > {
         self.inner.get_states(keys).await
     }
     async fn find_processed_many(
         &self,
         pairs: &[(purereducer_core::WorkflowKey, purereducer_core::ActionId)],
-    ) -> purereducer_storage::StorageResult<Vec<(String, purereducer_storage::ProcessedRecord)>> {
+    ) -> purereducer_storage::StorageResult<Vec<(purereducer_core::WorkflowKey, purereducer_storage::ProcessedRecord)>>
+    {
         self.inner.find_processed_many(pairs).await
     }
     async fn find_processed(
@@ -382,7 +387,7 @@ impl purereducer_storage::Store for CrashingStore {
     }
     async fn get_projection(
         &self,
-        key: &str,
+        key: &purereducer_core::WorkflowKey,
     ) -> purereducer_storage::StorageResult<Option<purereducer_storage::StoredProjection>> {
         self.inner.get_projection(key).await
     }
@@ -397,10 +402,11 @@ impl purereducer_storage::Store for CrashingStore {
     }
     async fn find_completion(
         &self,
+        namespace: &purereducer_core::Namespace,
         correlation_id: &str,
         action_id: Option<purereducer_core::ActionId>,
     ) -> purereducer_storage::StorageResult<Option<purereducer_storage::Completion>> {
-        self.inner.find_completion(correlation_id, action_id).await
+        self.inner.find_completion(namespace, correlation_id, action_id).await
     }
     async fn prune(
         &self,

@@ -136,6 +136,7 @@ async fn commits_and_queued_actions_travel_through_a_tls_broker() {
     let projection = server
         .projections()
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "kafka-tls-1".into(),
             min_version: 1,
             max_wait_ms: 30_000,
@@ -199,6 +200,7 @@ async fn a_broker_certificate_from_an_untrusted_ca_publishes_nothing() {
     let projection = server
         .projections()
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "untrusted-1".into(),
             min_version: 1,
             max_wait_ms: 2_000,

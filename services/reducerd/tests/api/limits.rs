@@ -19,6 +19,7 @@ async fn version_of(server: &TestServer, key: &str) -> u64 {
     server
         .canonical()
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: key.into(),
         })
         .await
@@ -164,7 +165,7 @@ async fn a_namespace_over_its_write_rate_is_told_when_to_retry_and_nothing_is_st
         "six writes within a burst of two were all accepted"
     );
     for key in &refused {
-        let key = purereducer_core::WorkflowKey::parse(key).expect("key");
+        let key = purereducer_core::WorkflowKey::parse(&purereducer_core::Namespace::default(), key).expect("key");
         assert!(
             server.store.get_state(&key).await.expect("read").is_none(),
             "a refused write was stored"

@@ -22,4 +22,5 @@ mod runbook_sql;
 mod streams;
 mod support;
 mod telemetry;
+mod tenancy;
 mod tls;

@@ -21,6 +21,7 @@ async fn projection(
     server
         .projections()
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: key.into(),
             min_version,
             max_wait_ms,
@@ -84,6 +85,7 @@ async fn without_a_materializer_get_projection_falls_back_to_canonical() {
     let missing = server
         .projections()
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "nobody".into(),
             min_version: 1,
             max_wait_ms: 10,
@@ -150,6 +152,7 @@ async fn published_actions_complete_and_waits_work_before_and_after_on_any_repli
     let wait = |server: &TestServer, timeout_ms| {
         let mut client = server.event_bus();
         let request = WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: correlation_id.clone(),
             timeout_ms,
             action_id: String::new(),
@@ -168,6 +171,7 @@ async fn published_actions_complete_and_waits_work_before_and_after_on_any_repli
     let unknown = second
         .event_bus()
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: "never-published".into(),
             timeout_ms: 50,
             action_id: String::new(),
@@ -207,6 +211,7 @@ async fn queued_actions_of_one_key_apply_in_order() {
     let done = server
         .event_bus()
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: last,
             timeout_ms: 30_000,
             action_id: String::new(),
@@ -218,6 +223,7 @@ async fn queued_actions_of_one_key_apply_in_order() {
     let state = server
         .canonical()
         .get_state(purereducer_api::v1::GetStateRequest {
+            namespace: Default::default(),
             workflow_key: "ordered".into(),
         })
         .await
@@ -248,6 +254,7 @@ async fn wait_for(
     server
         .event_bus()
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: correlation_id.to_owned(),
             timeout_ms: 30_000,
             action_id: action_id.to_owned(),
@@ -349,6 +356,7 @@ async fn actions_sharing_a_correlation_id_keep_their_own_outcomes() {
     let bad = server
         .event_bus()
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: shared.clone(),
             timeout_ms: 10,
             action_id: "not-a-uuid".into(),

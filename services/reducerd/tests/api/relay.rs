@@ -199,6 +199,7 @@ async fn an_event_the_producer_refuses_is_dead_lettered_and_only_its_key_waits_f
     .await;
     let huge = purereducer_bus::MAX_MESSAGE_BYTES + 1000;
     let row = |version: u64, payload: Vec<u8>| OutboxEvent {
+        namespace: "default".to_owned(),
         workflow_key: "oversized".to_owned(),
         version: Version::new(version),
         event_type: "StateCommitted".to_owned(),

@@ -106,6 +106,7 @@ async fn every_runbook_query_runs_unchanged_against_the_schema() {
     let projected = server
         .projections()
         .get_projection(purereducer_api::v1::GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "runbook-sql".into(),
             min_version: 3,
             max_wait_ms: 30_000,

@@ -105,6 +105,7 @@ async fn exercise(channel: Channel) {
     // A read and a stale compare-and-set (a conflict).
     canonical
         .get_state(GetStateRequest {
+            namespace: Default::default(),
             workflow_key: "metrics-1".into(),
         })
         .await
@@ -133,6 +134,7 @@ async fn exercise(channel: Channel) {
         .into_inner();
     let done = bus
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: queued.correlation_id,
             timeout_ms: 30_000,
             action_id: String::new(),
@@ -143,6 +145,7 @@ async fn exercise(channel: Channel) {
     assert_eq!(done.version, 1);
     let seen = projections
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "metrics-1".into(),
             min_version: 1,
             max_wait_ms: 30_000,
@@ -153,6 +156,7 @@ async fn exercise(channel: Channel) {
     assert!(!seen.from_canonical);
     let timeout = bus
         .wait_for_completion(WaitForCompletionRequest {
+            namespace: Default::default(),
             correlation_id: format!("never-{}", new_id()),
             timeout_ms: 50,
             action_id: String::new(),
@@ -352,6 +356,7 @@ async fn one_otlp_trace_follows_an_action_from_the_rpc_through_kafka_to_its_proj
     assert_eq!(reply.version, 1);
     let seen = ProjectionServiceClient::new(channel)
         .get_projection(GetProjectionRequest {
+            namespace: Default::default(),
             workflow_key: "traced-1".into(),
             min_version: 1,
             max_wait_ms: 60_000,
@@ -424,6 +429,7 @@ async fn json_logs_carry_the_trace_id_of_the_request_they_belong_to() {
     let server = Reducerd::start_with(&[("PURE_REDUCER_LOG_FORMAT", "json")]);
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     let mut request = Request::new(WaitForCompletionRequest {
+        namespace: Default::default(),
         correlation_id: format!("never-{}", new_id()),
         timeout_ms: 20,
         action_id: String::new(),

@@ -199,7 +199,7 @@ async fn postgres_urls_asking_for_tls_connect_over_tls_and_verify_the_server() {
     let app = reducerd::App::build(config)
         .await
         .expect("reducerd connects with sslmode=require");
-    let key = purereducer_core::WorkflowKey::parse("tls-db-1").expect("key");
+    let key = purereducer_core::WorkflowKey::parse(&purereducer_core::Namespace::default(), "tls-db-1").expect("key");
     assert!(app.store().get_state(&key).await.expect("a query over TLS").is_none());
 
     let checker = sqlx::PgPool::connect(&format!("{url}?sslmode=disable"))

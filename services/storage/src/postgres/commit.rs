@@ -28,51 +28,54 @@ upd AS (
            provenance = COALESCE(i.p::jsonb, w.provenance),
            updated_at = CASE WHEN i.v IS NULL THEN w.updated_at ELSE now() END
       FROM input AS i
-     WHERE i.expected > 0 AND w.workflow_key = i.k AND w.version = i.expected
-    RETURNING w.workflow_key
+     WHERE i.expected > 0 AND w.namespace = i.n AND w.workflow_key = i.k AND w.version = i.expected
+    RETURNING w.namespace, w.workflow_key
 ),
 ins AS (
     INSERT INTO workflow_state (workflow_key, version, state, workflow_type, namespace, provenance)
     SELECT i.k, i.v, i.s::jsonb, i.t, i.n, i.p::jsonb FROM input AS i
      WHERE i.expected = 0 AND i.v IS NOT NULL
-     ORDER BY i.k
-    ON CONFLICT (workflow_key) DO NOTHING
-    RETURNING workflow_key
+     ORDER BY i.n, i.k
+    ON CONFLICT (namespace, workflow_key) DO NOTHING
+    RETURNING namespace, workflow_key
 ),
 absent AS (
-    SELECT i.k AS workflow_key FROM input AS i
+    SELECT i.n AS namespace, i.k AS workflow_key FROM input AS i
      WHERE i.expected = 0 AND i.v IS NULL
-       AND NOT EXISTS (SELECT 1 FROM workflow_state AS w WHERE w.workflow_key = i.k)
+       AND NOT EXISTS (SELECT 1 FROM workflow_state AS w WHERE w.namespace = i.n AND w.workflow_key = i.k)
 ),
 passed AS (
-    SELECT workflow_key FROM upd UNION ALL SELECT workflow_key FROM ins UNION ALL SELECT workflow_key FROM absent
+    SELECT namespace, workflow_key FROM upd
+    UNION ALL SELECT namespace, workflow_key FROM ins
+    UNION ALL SELECT namespace, workflow_key FROM absent
 ),
 recorded AS (
     INSERT INTO action_dedup_log
-        (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at)
-    SELECT r.k, r.a, r.rq, r.rs, r.v, r.st, r.o::jsonb, now() + make_interval(secs => r.ttl)
-      FROM unnest($8::text[], $9::uuid[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::float8[])
-           AS r(k, a, rq, rs, v, st, o, ttl)
-     WHERE r.k IN (SELECT workflow_key FROM passed)
-     ORDER BY r.k, r.a
-    ON CONFLICT (workflow_key, action_id) DO UPDATE SET
+        (namespace, workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at)
+    SELECT r.n, r.k, r.a, r.rq, r.rs, r.v, r.st, r.o::jsonb, now() + make_interval(secs => r.ttl)
+      FROM unnest($8::text[], $9::uuid[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::float8[], $21::text[])
+           AS r(k, a, rq, rs, v, st, o, ttl, n)
+     WHERE (r.n, r.k) IN (SELECT namespace, workflow_key FROM passed)
+     ORDER BY r.n, r.k, r.a
+    ON CONFLICT (namespace, workflow_key, action_id) DO UPDATE SET
         request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash,
         version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome,
         created_at = now(), expires_at = EXCLUDED.expires_at
      WHERE action_dedup_log.expires_at <= now()
-    RETURNING workflow_key, action_id
+    RETURNING namespace, workflow_key, action_id
 ),
 published AS (
-    INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers)
-    SELECT e.k, e.v, e.t, e.p, e.h::jsonb
-      FROM unnest($16::text[], $17::bigint[], $18::text[], $19::bytea[], $20::text[]) WITH ORDINALITY AS e(k, v, t, p, h, n)
-     WHERE e.k IN (SELECT workflow_key FROM passed)
+    INSERT INTO event_outbox (namespace, workflow_key, version, event_type, payload, headers)
+    SELECT e.ns, e.k, e.v, e.t, e.p, e.h::jsonb
+      FROM unnest($16::text[], $17::bigint[], $18::text[], $19::bytea[], $20::text[], $22::text[])
+           WITH ORDINALITY AS e(k, v, t, p, h, ns, n)
+     WHERE (e.ns, e.k) IN (SELECT namespace, workflow_key FROM passed)
      ORDER BY e.n
     RETURNING 1
 )
-SELECT workflow_key, NULL::uuid AS action_id FROM passed
+SELECT namespace, workflow_key, NULL::uuid AS action_id FROM passed
 UNION ALL
-SELECT workflow_key, action_id FROM recorded";
+SELECT namespace, workflow_key, action_id FROM recorded";
 
 /// The statement's parameters, column by column.
 #[derive(Default)]
@@ -82,7 +85,7 @@ struct Columns<'a> {
     versions: Vec<Option<i64>>,
     states: Vec<Option<String>>,
     types: Vec<Option<&'a str>>,
-    namespaces: Vec<Option<&'a str>>,
+    namespaces: Vec<&'a str>,
     provenances: Vec<Option<String>>,
     record_keys: Vec<&'a str>,
     record_ids: Vec<uuid::Uuid>,
@@ -92,11 +95,13 @@ struct Columns<'a> {
     statuses: Vec<&'a str>,
     outcomes: Vec<String>,
     ttls: Vec<f64>,
+    record_namespaces: Vec<&'a str>,
     event_keys: Vec<&'a str>,
     event_versions: Vec<i64>,
     event_types: Vec<&'a str>,
     payloads: Vec<&'a [u8]>,
     headers: Vec<String>,
+    event_namespaces: Vec<&'a str>,
 }
 
 impl<'a> Columns<'a> {
@@ -110,7 +115,7 @@ impl<'a> Columns<'a> {
             c.versions.push(write.map(|w| version_param(w.version)).transpose()?);
             c.states.push(write.map(|w| to_json(&w.state)).transpose()?);
             c.types.push(write.map(|w| w.workflow_type.as_str()));
-            c.namespaces.push(write.map(|w| w.namespace.as_str()));
+            c.namespaces.push(request.key.namespace().as_str());
             c.provenances.push(write.map(|w| to_json(&w.provenance)).transpose()?);
             for record in &request.records {
                 c.record_keys.push(request.key.as_str());
@@ -124,6 +129,7 @@ impl<'a> Columns<'a> {
                     record.rejection_reason.as_deref(),
                 ))?);
                 c.ttls.push(record.ttl.as_secs_f64());
+                c.record_namespaces.push(request.key.namespace().as_str());
             }
         }
         // Events in request order, not key order: callers list a key's events in version order.
@@ -134,6 +140,7 @@ impl<'a> Columns<'a> {
                 c.event_types.push(event.event_type.as_str());
                 c.payloads.push(event.payload.as_slice());
                 c.headers.push(to_json(&event.headers)?);
+                c.event_namespaces.push(event.namespace.as_str());
             }
         }
         Ok(c)
@@ -147,10 +154,10 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
     }
     // Key order is the lock order, so two batches over the same keys cannot deadlock.
     let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by(|a, b| requests[*a].key.as_str().cmp(requests[*b].key.as_str()));
+    order.sort_by(|a, b| requests[*a].key.cmp(&requests[*b].key));
     let c = Columns::of(requests, &order)?;
     let mut tx = pool.begin().await?;
-    let rows: Vec<(String, Option<uuid::Uuid>)> = sqlx::query_as(GROUP_COMMIT)
+    let rows: Vec<(String, String, Option<uuid::Uuid>)> = sqlx::query_as(GROUP_COMMIT)
         .bind(&c.keys)
         .bind(&c.expected)
         .bind(&c.versions)
@@ -171,31 +178,41 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
         .bind(&c.event_types)
         .bind(&c.payloads)
         .bind(&c.headers)
+        .bind(&c.record_namespaces)
+        .bind(&c.event_namespaces)
         .fetch_all(&mut *tx)
         .await?;
-    let mut passed: HashSet<String> = HashSet::new();
-    let mut recorded: HashSet<(String, uuid::Uuid)> = HashSet::new();
-    for (key, action_id) in rows {
+    let mut passed: HashSet<(String, String)> = HashSet::new();
+    let mut recorded: HashSet<(String, String, uuid::Uuid)> = HashSet::new();
+    for (namespace, key, action_id) in rows {
         match action_id {
             Some(id) => {
-                recorded.insert((key, id));
+                recorded.insert((namespace, key, id));
             }
             None => {
-                passed.insert(key);
+                passed.insert((namespace, key));
             }
         }
     }
+    let passed_key =
+        |key: &WorkflowKey| passed.contains(&(key.namespace().as_str().to_owned(), key.as_str().to_owned()));
     // A record that already existed: another process applied that action first. Nothing of
     // the batch may stay.
     let clashes: Vec<(usize, ActionId)> = requests
         .iter()
         .enumerate()
-        .filter(|(_, r)| passed.contains(r.key.as_str()))
+        .filter(|(_, r)| passed_key(&r.key))
         .flat_map(|(i, r)| {
             let recorded = &recorded;
             r.records
                 .iter()
-                .filter(move |rec| !recorded.contains(&(r.key.as_str().to_owned(), rec.action_id.as_uuid())))
+                .filter(move |rec| {
+                    !recorded.contains(&(
+                        r.key.namespace().as_str().to_owned(),
+                        r.key.as_str().to_owned(),
+                        rec.action_id.as_uuid(),
+                    ))
+                })
                 .map(move |rec| (i, rec.action_id))
         })
         .collect();
@@ -204,30 +221,37 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
         return deferred(pool, requests, &clashes).await;
     }
     tx.commit().await?;
-    let lost: Vec<&str> = requests
-        .iter()
-        .map(|r| r.key.as_str())
-        .filter(|k| !passed.contains(*k))
-        .collect();
-    let current: HashMap<String, i64> = if lost.is_empty() {
+    let lost: Vec<&WorkflowKey> = requests.iter().map(|r| &r.key).filter(|k| !passed_key(k)).collect();
+    let current: HashMap<(String, String), i64> = if lost.is_empty() {
         HashMap::new()
     } else {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT workflow_key, version FROM workflow_state WHERE workflow_key = ANY($1)")
-                .bind(&lost)
-                .fetch_all(pool)
-                .await?;
-        rows.into_iter().collect()
+        let namespaces: Vec<&str> = lost.iter().map(|k| k.namespace().as_str()).collect();
+        let names: Vec<&str> = lost.iter().map(|k| k.as_str()).collect();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT w.namespace, w.workflow_key, w.version FROM workflow_state w \
+             JOIN unnest($1::text[], $2::text[]) AS u(n, k) ON w.namespace = u.n AND w.workflow_key = u.k",
+        )
+        .bind(&namespaces)
+        .bind(&names)
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter().map(|(n, k, v)| ((n, k), v)).collect()
     };
     Ok(requests
         .iter()
         .map(|request| {
-            if passed.contains(request.key.as_str()) {
+            if passed_key(&request.key) {
                 CommitResult::Committed {
                     version: request.write.as_ref().map_or(request.expected, |w| w.version),
                 }
             } else {
-                let stored = current.get(request.key.as_str()).copied().unwrap_or(0);
+                let stored = current
+                    .get(&(
+                        request.key.namespace().as_str().to_owned(),
+                        request.key.as_str().to_owned(),
+                    ))
+                    .copied()
+                    .unwrap_or(0);
                 CommitResult::Conflict {
                     current: Version::new(stored.max(0) as u64),
                 }
@@ -260,55 +284,72 @@ async fn find_processed(
 ) -> StorageResult<Option<ProcessedRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-         WHERE workflow_key = $1 AND action_id = $2 AND expires_at > now()"
+         WHERE namespace = $3 AND workflow_key = $1 AND action_id = $2 AND expires_at > now()"
     )))
     .bind(key.as_str())
     .bind(action_id.as_uuid())
+    .bind(key.namespace().as_str())
     .fetch_optional(pool)
     .await?;
     row.map(|row| record_from_row(&row)).transpose()
 }
 
 /// See [`crate::Store::get_states`].
-pub(super) async fn get_states(pool: &PgPool, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+pub(super) async fn get_states(
+    pool: &PgPool,
+    keys: &[WorkflowKey],
+) -> StorageResult<HashMap<WorkflowKey, StoredState>> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
+    let namespaces: Vec<&str> = keys.iter().map(|k| k.namespace().as_str()).collect();
     let names: Vec<&str> = keys.iter().map(WorkflowKey::as_str).collect();
     let rows = sqlx::query(
-        "SELECT workflow_key, version, state, workflow_type, namespace, \
-         (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
-         FROM workflow_state WHERE workflow_key = ANY($1)",
+        "SELECT w.workflow_key, w.version, w.state, w.workflow_type, w.namespace, \
+         (extract(epoch FROM w.updated_at) * 1000)::bigint AS updated_at_ms \
+         FROM workflow_state w \
+         JOIN unnest($1::text[], $2::text[]) AS u(n, k) ON w.namespace = u.n AND w.workflow_key = u.k",
     )
+    .bind(&namespaces)
     .bind(&names)
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get::<String, _>("workflow_key")?, state_from_row(row, "")?)))
+        .map(|row| Ok((key_from_row(row)?, state_from_row(row, "")?)))
         .collect()
+}
+
+/// The workflow key of a row with `namespace` and `workflow_key` columns.
+pub(super) fn key_from_row(row: &sqlx::postgres::PgRow) -> StorageResult<WorkflowKey> {
+    let namespace: String = row.try_get("namespace")?;
+    let name: String = row.try_get("workflow_key")?;
+    crate::stored_key(&namespace, &name)
 }
 
 /// See [`crate::Store::find_processed_many`].
 pub(super) async fn find_processed_many(
     pool: &PgPool,
     pairs: &[(WorkflowKey, ActionId)],
-) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+) -> StorageResult<Vec<(WorkflowKey, ProcessedRecord)>> {
     if pairs.is_empty() {
         return Ok(Vec::new());
     }
+    let namespaces: Vec<&str> = pairs.iter().map(|(k, _)| k.namespace().as_str()).collect();
     let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
     let ids: Vec<uuid::Uuid> = pairs.iter().map(|(_, id)| id.as_uuid()).collect();
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT d.workflow_key, {RECORD_COLUMNS} FROM action_dedup_log d \
-         JOIN unnest($1::text[], $2::uuid[]) AS u(k, a) ON d.workflow_key = u.k AND d.action_id = u.a \
+        "SELECT d.namespace, d.workflow_key, {RECORD_COLUMNS} FROM action_dedup_log d \
+         JOIN unnest($1::text[], $2::uuid[], $3::text[]) AS u(k, a, n) \
+           ON d.namespace = u.n AND d.workflow_key = u.k AND d.action_id = u.a \
          WHERE d.expires_at > now()"
     )))
     .bind(&keys)
     .bind(&ids)
+    .bind(&namespaces)
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|row| Ok((row.try_get::<String, _>("workflow_key")?, record_from_row(row)?)))
+        .map(|row| Ok((key_from_row(row)?, record_from_row(row)?)))
         .collect()
 }
 

@@ -8,7 +8,7 @@ mod queue;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
+use purereducer_core::{ActionId, ActionStatus, JsonObject, Namespace, Version, WorkflowKey};
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -85,8 +85,9 @@ impl Store for PgStore {
         let row = sqlx::query(
             "SELECT version, state, workflow_type, namespace, \
              (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
-             FROM workflow_state WHERE workflow_key = $1",
+             FROM workflow_state WHERE namespace = $1 AND workflow_key = $2",
         )
+        .bind(key.namespace().as_str())
         .bind(key.as_str())
         .fetch_optional(&self.pool)
         .await?;
@@ -101,12 +102,13 @@ impl Store for PgStore {
                     d.action_id, d.request_hash, d.result_hash, d.version, d.status, d.outcome, \
                     (extract(epoch FROM d.expires_at) * 1000)::bigint AS expires_at_ms \
              FROM (SELECT 1) AS one \
-             LEFT JOIN workflow_state s ON s.workflow_key = $1 \
+             LEFT JOIN workflow_state s ON s.namespace = $3 AND s.workflow_key = $1 \
              LEFT JOIN action_dedup_log d \
-                    ON d.workflow_key = $1 AND d.action_id = $2 AND d.expires_at > now()",
+                    ON d.namespace = $3 AND d.workflow_key = $1 AND d.action_id = $2 AND d.expires_at > now()",
         )
         .bind(key.as_str())
         .bind(action_id.as_uuid())
+        .bind(key.namespace().as_str())
         .fetch_one(&self.pool)
         .await?;
         let state = match row.try_get::<Option<i64>, _>("s_version")? {
@@ -124,24 +126,25 @@ impl Store for PgStore {
         commit::commit_batch(&self.pool, requests).await
     }
 
-    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<WorkflowKey, StoredState>> {
         commit::get_states(&self.pool, keys).await
     }
 
     async fn find_processed_many(
         &self,
         pairs: &[(WorkflowKey, ActionId)],
-    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+    ) -> StorageResult<Vec<(WorkflowKey, ProcessedRecord)>> {
         commit::find_processed_many(&self.pool, pairs).await
     }
 
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-             WHERE workflow_key = $1 AND action_id = $2 AND expires_at > now()"
+             WHERE namespace = $3 AND workflow_key = $1 AND action_id = $2 AND expires_at > now()"
         )))
         .bind(key.as_str())
         .bind(action_id.as_uuid())
+        .bind(key.namespace().as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| record_from_row(&row)).transpose()
@@ -178,7 +181,8 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         let completions = sqlx::query(
-            "DELETE FROM action_completions WHERE (correlation_id, action_id) IN (SELECT correlation_id, action_id \
+            "DELETE FROM action_completions WHERE (namespace, correlation_id, action_id) IN \
+             (SELECT namespace, correlation_id, action_id \
              FROM action_completions WHERE completed_at <= now() - make_interval(secs => $1) \
              ORDER BY completed_at LIMIT $2)",
         )
@@ -206,7 +210,7 @@ impl Store for PgStore {
 
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
         let rows = sqlx::query(
-            "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
+            "SELECT id, namespace, workflow_key, version, event_type, payload, headers FROM event_outbox \
              WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(i64::from(limit))
@@ -217,6 +221,7 @@ impl Store for PgStore {
                 Ok(PendingEvent {
                     id: row.try_get("id")?,
                     event: OutboxEvent {
+                        namespace: row.try_get("namespace")?,
                         workflow_key: row.try_get("workflow_key")?,
                         version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
                         event_type: row.try_get("event_type")?,
@@ -244,7 +249,7 @@ impl Store for PgStore {
         projection::apply_projections(&self.pool, updates, published).await
     }
 
-    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+    async fn get_projection(&self, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
         pipeline::get_projection(&self.pool, key).await
     }
 
@@ -262,10 +267,11 @@ impl Store for PgStore {
 
     async fn find_completion(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>> {
-        queue::find_completion(&self.pool, correlation_id, action_id).await
+        queue::find_completion(&self.pool, namespace, correlation_id, action_id).await
     }
 
     async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
@@ -302,9 +308,9 @@ async fn insert_record(
     let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
     let result = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO action_dedup_log \
-            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
-         ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
+            (namespace, workflow_key, action_id, request_hash, result_hash, version, status, outcome, expires_at) \
+         VALUES ($9, $1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) \
+         ON CONFLICT (namespace, workflow_key, action_id) DO UPDATE SET \
             request_hash = EXCLUDED.request_hash, result_hash = EXCLUDED.result_hash, \
             version = EXCLUDED.version, status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
             created_at = now(), expires_at = EXCLUDED.expires_at \
@@ -319,6 +325,7 @@ async fn insert_record(
     .bind(record.status.as_str())
     .bind(Json(outcome))
     .bind(record.ttl.as_secs_f64())
+    .bind(key.namespace().as_str())
     .fetch_optional(&mut *conn)
     .await;
     match result {
@@ -332,14 +339,15 @@ async fn insert_record(
 async fn insert_events(conn: &mut PgConnection, events: &[OutboxEvent]) -> StorageResult<()> {
     for event in events {
         sqlx::query(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO event_outbox (namespace, workflow_key, version, event_type, payload, headers) \
+             VALUES ($6, $1, $2, $3, $4, $5)",
         )
         .bind(&event.workflow_key)
         .bind(version_param(event.version)?)
         .bind(&event.event_type)
         .bind(&event.payload)
         .bind(Json(&event.headers))
+        .bind(&event.namespace)
         .execute(&mut *conn)
         .await?;
     }

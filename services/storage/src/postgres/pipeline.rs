@@ -2,7 +2,7 @@
 //! watermarks, the relay's singleton and notifications. Writes that waiters care about also send a
 //! `NOTIFY`, delivered at commit, so replicas wait without polling.
 
-use purereducer_core::Version;
+use purereducer_core::{Version, WorkflowKey};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -18,13 +18,14 @@ pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<
     Ok(())
 }
 
-pub(super) async fn get_projection(pool: &PgPool, key: &str) -> StorageResult<Option<StoredProjection>> {
+pub(super) async fn get_projection(pool: &PgPool, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
     let row = sqlx::query(
         "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, \
          (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
-         FROM workflow_projection WHERE workflow_key = $1",
+         FROM workflow_projection WHERE namespace = $1 AND workflow_key = $2",
     )
-    .bind(key)
+    .bind(key.namespace().as_str())
+    .bind(key.as_str())
     .fetch_optional(pool)
     .await?;
     row.map(|row| projection_from_row(&row)).transpose()

@@ -27,19 +27,20 @@ WITH input AS (
         AS u(k, v, t, a, n, i, e)
 ),
 before AS (
-    SELECT p.workflow_key, p.version FROM workflow_projection AS p JOIN input ON p.workflow_key = input.k
+    SELECT p.namespace, p.workflow_key, p.version FROM workflow_projection AS p
+      JOIN input ON p.namespace = input.n AND p.workflow_key = input.k
 ),
 written AS (
     INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras)
-    SELECT k, v, t, a, n, i::jsonb, e::jsonb FROM input ORDER BY k
-    ON CONFLICT (workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag,
-        last_action = EXCLUDED.last_action, namespace = EXCLUDED.namespace, updated_at = now(),
+    SELECT k, v, t, a, n, i::jsonb, e::jsonb FROM input ORDER BY n, k
+    ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag,
+        last_action = EXCLUDED.last_action, updated_at = now(),
         indices = EXCLUDED.indices, extras = EXCLUDED.extras
      WHERE workflow_projection.version < EXCLUDED.version
-    RETURNING workflow_key, version
+    RETURNING namespace, workflow_key, version
 ),
 notified AS (
-    SELECT pg_notify($8, version::text || ':' || workflow_key) FROM written
+    SELECT pg_notify($8, version::text || ':' || namespace || '/' || workflow_key) FROM written
 ),
 moved AS (
     UPDATE projection_watermarks AS w SET \"offset\" = m.o, updated_at = now()
@@ -51,11 +52,11 @@ published AS (
     UPDATE event_outbox SET published_at = now() WHERE id = ANY($12) AND published_at IS NULL
     RETURNING 1
 )
-SELECT false AS fresh, workflow_key, version FROM before
+SELECT false AS fresh, namespace, workflow_key, version FROM before
 UNION ALL
-SELECT true, workflow_key, version FROM written
+SELECT true, namespace, workflow_key, version FROM written
 UNION ALL
-SELECT true, '', -1 FROM (SELECT count(*) FROM notified) AS n";
+SELECT true, '', '', -1 FROM (SELECT count(*) FROM notified) AS n";
 
 /// Applies `updates` in order, in one transaction with their watermarks (see
 /// [`crate::Store::apply_projections`]), and marks the outbox rows `published` as published
@@ -85,7 +86,7 @@ pub(super) async fn apply_projections(
 
     // Walk the batch in order: skip what the watermark says is applied, keep the newest row
     // of each workflow.
-    let mut newest: HashMap<&str, &ProjectionRow> = HashMap::new();
+    let mut newest: HashMap<(&str, &str), &ProjectionRow> = HashMap::new();
     let mut candidates: Vec<&ProjectionRow> = Vec::new();
     for update in updates {
         let Some(watermark) = next.get_mut(&(update.topic.clone(), update.partition)) else {
@@ -100,18 +101,20 @@ pub(super) async fn apply_projections(
         *watermark = update.offset + 1;
         let Some(row) = &update.row else { continue };
         candidates.push(row);
-        let slot = newest.entry(row.workflow_key.as_str()).or_insert(row);
+        let slot = newest
+            .entry((row.namespace.as_str(), row.workflow_key.as_str()))
+            .or_insert(row);
         if row.version > slot.version {
             *slot = row;
         }
     }
     let mut rows: Vec<&ProjectionRow> = newest.into_values().collect();
-    rows.sort_unstable_by(|a, b| a.workflow_key.cmp(&b.workflow_key));
+    rows.sort_unstable_by(|a, b| (&a.namespace, &a.workflow_key).cmp(&(&b.namespace, &b.workflow_key)));
     let offsets: Vec<i64> = positions
         .iter()
         .map(|(t, p)| next.get(&((*t).to_owned(), *p)).copied().unwrap_or(0))
         .collect();
-    let results: Vec<(bool, String, i64)> = sqlx::query_as(APPLY)
+    let results: Vec<(bool, String, String, i64)> = sqlx::query_as(APPLY)
         .bind(rows.iter().map(|r| r.workflow_key.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| version_param(r.version)).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.tag.as_deref()).collect::<Vec<_>>())
@@ -127,20 +130,24 @@ pub(super) async fn apply_projections(
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    let stored: HashMap<String, i64> = results
+    let stored: HashMap<(String, String), i64> = results
         .into_iter()
-        .filter(|(fresh, _, _)| !fresh)
-        .map(|(_, key, version)| (key, version))
+        .filter(|(fresh, _, _, _)| !fresh)
+        .map(|(_, namespace, key, version)| ((namespace, key), version))
         .collect();
     // Count each event as a row-by-row apply would have: applied when newer than what the
     // projection held at that point, a regression when older, a duplicate when equal.
     let mut running = stored;
     for row in candidates {
         let version = version_param(row.version);
-        let current = running.entry(row.workflow_key.clone()).or_insert(0);
+        let current = running
+            .entry((row.namespace.clone(), row.workflow_key.clone()))
+            .or_insert(0);
         if version > *current {
             *current = version;
-            stats.applied.push((row.workflow_key.clone(), row.version));
+            stats
+                .applied
+                .push((row.namespace.clone(), row.workflow_key.clone(), row.version));
         } else if *current > version {
             stats.regressions += 1;
         } else {

@@ -13,7 +13,7 @@ use super::{NOW_MS, state_from_row, version_param};
 use crate::model::outcome_json;
 use crate::{NewRecord, OutboxEvent, StorageResult, StoredState};
 
-/// Rows per statement: well under SQLite's 32,766 parameters at 8 per row.
+/// Rows per statement: well under SQLite's 32,766 parameters at 9 per row.
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Inserts dedup records, replacing expired ones; returns the (workflow key, action id) of
@@ -21,12 +21,13 @@ const ROWS_PER_STATEMENT: usize = 1000;
 pub(super) async fn insert_records(
     conn: &mut SqliteConnection,
     records: &[(&WorkflowKey, &NewRecord)],
-) -> StorageResult<Vec<(String, String)>> {
+) -> StorageResult<Vec<(String, String, String)>> {
     let mut written = Vec::with_capacity(records.len());
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO action_dedup_log \
-             (workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, expires_at) ",
+             (namespace, workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, \
+              expires_at) ",
         );
         let mut failed = None;
         query.push_values(chunk, |mut row, (key, record)| {
@@ -38,7 +39,8 @@ pub(super) async fn insert_records(
                     0
                 }
             };
-            row.push_bind(key.as_str().to_owned())
+            row.push_bind(key.namespace().as_str().to_owned())
+                .push_bind(key.as_str().to_owned())
                 .push_bind(record.action_id.to_string())
                 .push_bind(record.request_hash.clone())
                 .push_bind(record.result_hash.clone())
@@ -53,14 +55,14 @@ pub(super) async fn insert_records(
             return Err(err);
         }
         query.push(format!(
-            " ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
+            " ON CONFLICT (namespace, workflow_key, action_id) DO UPDATE SET \
                 request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
                 version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
                 created_at = excluded.created_at, expires_at = excluded.expires_at \
              WHERE action_dedup_log.expires_at <= {NOW_MS} \
-             RETURNING workflow_key, action_id"
+             RETURNING namespace, workflow_key, action_id"
         ));
-        let rows: Vec<(String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, String, String)> = query.build_query_as().fetch_all(&mut *conn).await?;
         written.extend(rows);
     }
     Ok(written)
@@ -70,7 +72,7 @@ pub(super) async fn insert_records(
 pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[&OutboxEvent]) -> StorageResult<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at) ",
+            "INSERT INTO event_outbox (namespace, workflow_key, version, event_type, payload, headers, created_at) ",
         );
         let mut failed = None;
         query.push_values(chunk, |mut row, event| {
@@ -81,7 +83,8 @@ pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[&Outbox
                     0
                 }
             };
-            row.push_bind(event.workflow_key.clone())
+            row.push_bind(event.namespace.clone())
+                .push_bind(event.workflow_key.clone())
                 .push_bind(version)
                 .push_bind(event.event_type.clone())
                 .push_bind(event.payload.clone())
@@ -100,21 +103,26 @@ pub(super) async fn insert_events(conn: &mut SqliteConnection, events: &[&Outbox
 pub(super) async fn get_states(
     conn: &mut SqliteConnection,
     keys: &[WorkflowKey],
-) -> StorageResult<HashMap<String, StoredState>> {
+) -> StorageResult<HashMap<WorkflowKey, StoredState>> {
     let mut states = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
             "SELECT workflow_key, version, state, workflow_type, namespace, updated_at AS updated_at_ms \
-             FROM workflow_state WHERE workflow_key IN (",
+             FROM workflow_state WHERE (namespace, workflow_key) IN (",
         );
         let mut list = query.separated(", ");
         for key in chunk {
-            list.push_bind(key.as_str().to_owned());
+            list.push("(")
+                .push_bind_unseparated(key.namespace().as_str().to_owned())
+                .push_unseparated(", ")
+                .push_bind_unseparated(key.as_str().to_owned())
+                .push_unseparated(")");
         }
         query.push(")");
         for row in query.build().fetch_all(&mut *conn).await? {
-            let key: String = sqlx::Row::try_get(&row, "workflow_key")?;
-            states.insert(key, state_from_row(&row)?);
+            let namespace: String = sqlx::Row::try_get(&row, "namespace")?;
+            let name: String = sqlx::Row::try_get(&row, "workflow_key")?;
+            states.insert(crate::stored_key(&namespace, &name)?, state_from_row(&row)?);
         }
     }
     Ok(states)

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use purereducer_core::{ActionId, ActionStatus, JsonObject, Version, WorkflowKey};
+use purereducer_core::{ActionId, ActionStatus, JsonObject, Namespace, Version, WorkflowKey};
 use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -90,9 +90,10 @@ impl Store for SqliteStore {
     async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
         let row = sqlx::query(
             "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
-             FROM workflow_state WHERE workflow_key = ?1",
+             FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1",
         )
         .bind(key.as_str())
+        .bind(key.namespace().as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| state_from_row(&row)).transpose()
@@ -140,11 +141,15 @@ impl Store for SqliteStore {
         if written.len() < records.len() {
             // Another writer recorded one of the actions first: nothing of the batch stays.
             tx.rollback().await?;
-            let written: std::collections::HashSet<(String, String)> = written.into_iter().collect();
+            let written: std::collections::HashSet<(String, String, String)> = written.into_iter().collect();
             let mut results = vec![CommitResult::Deferred; requests.len()];
             for (index, request) in requests.iter().enumerate() {
                 for record in &request.records {
-                    if written.contains(&(request.key.as_str().to_owned(), record.action_id.to_string())) {
+                    if written.contains(&(
+                        request.key.namespace().as_str().to_owned(),
+                        request.key.as_str().to_owned(),
+                        record.action_id.to_string(),
+                    )) {
                         continue;
                     }
                     if let Some(existing) = self.find_processed(&request.key, record.action_id).await? {
@@ -160,7 +165,7 @@ impl Store for SqliteStore {
         Ok(results)
     }
 
-    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<String, StoredState>> {
+    async fn get_states(&self, keys: &[WorkflowKey]) -> StorageResult<HashMap<WorkflowKey, StoredState>> {
         let mut conn = self.pool.acquire().await?;
         batch::get_states(&mut conn, keys).await
     }
@@ -168,20 +173,21 @@ impl Store for SqliteStore {
     async fn find_processed_many(
         &self,
         pairs: &[(WorkflowKey, ActionId)],
-    ) -> StorageResult<Vec<(String, ProcessedRecord)>> {
+    ) -> StorageResult<Vec<(WorkflowKey, ProcessedRecord)>> {
         let mut conn = self.pool.acquire().await?;
         let mut found = Vec::new();
         for (key, action_id) in pairs {
             let row = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-                 WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
+                 WHERE namespace = ?3 AND workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
             )))
             .bind(key.as_str())
             .bind(action_id.to_string())
+            .bind(key.namespace().as_str())
             .fetch_optional(&mut *conn)
             .await?;
             if let Some(row) = row {
-                found.push((key.as_str().to_owned(), record_from_row(&row)?));
+                found.push((key.clone(), record_from_row(&row)?));
             }
         }
         Ok(found)
@@ -190,10 +196,11 @@ impl Store for SqliteStore {
     async fn find_processed(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Option<ProcessedRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {RECORD_COLUMNS} FROM action_dedup_log \
-             WHERE workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
+             WHERE namespace = ?3 AND workflow_key = ?1 AND action_id = ?2 AND expires_at > {NOW_MS}"
         )))
         .bind(key.as_str())
         .bind(action_id.to_string())
+        .bind(key.namespace().as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|row| record_from_row(&row)).transpose()
@@ -263,7 +270,7 @@ impl Store for SqliteStore {
 
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
         let rows = sqlx::query(
-            "SELECT id, workflow_key, version, event_type, payload, headers FROM event_outbox \
+            "SELECT id, namespace, workflow_key, version, event_type, payload, headers FROM event_outbox \
              WHERE published_at IS NULL ORDER BY id LIMIT ?1",
         )
         .bind(i64::from(limit))
@@ -274,6 +281,7 @@ impl Store for SqliteStore {
                 Ok(PendingEvent {
                     id: row.try_get("id")?,
                     event: OutboxEvent {
+                        namespace: row.try_get("namespace")?,
                         workflow_key: row.try_get("workflow_key")?,
                         version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
                         event_type: row.try_get("event_type")?,
@@ -295,7 +303,7 @@ impl Store for SqliteStore {
         pipeline::apply_projections(&self.pool, updates).await
     }
 
-    async fn get_projection(&self, key: &str) -> StorageResult<Option<StoredProjection>> {
+    async fn get_projection(&self, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
         pipeline::get_projection(&self.pool, key).await
     }
 
@@ -346,10 +354,11 @@ impl Store for SqliteStore {
 
     async fn find_completion(
         &self,
+        namespace: &Namespace,
         correlation_id: &str,
         action_id: Option<ActionId>,
     ) -> StorageResult<Option<Completion>> {
-        queue::find_completion(&self.pool, correlation_id, action_id).await
+        queue::find_completion(&self.pool, namespace, correlation_id, action_id).await
     }
 
     async fn try_singleton(&self, _name: &str) -> StorageResult<Option<crate::Singleton>> {
@@ -375,13 +384,13 @@ async fn write_state(
         let inserted = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO workflow_state \
                 (workflow_key, version, state, workflow_type, namespace, provenance, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (workflow_key) DO NOTHING"
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (namespace, workflow_key) DO NOTHING"
         )))
         .bind(key.as_str())
         .bind(version)
         .bind(state)
         .bind(write.workflow_type.as_str())
-        .bind(write.namespace.as_str())
+        .bind(key.namespace().as_str())
         .bind(provenance)
         .execute(&mut *conn)
         .await?;
@@ -389,13 +398,14 @@ async fn write_state(
     }
     let updated = sqlx::query(AssertSqlSafe(format!(
         "UPDATE workflow_state SET state = ?3, version = ?4, provenance = ?5, updated_at = {NOW_MS} \
-         WHERE workflow_key = ?1 AND version = ?2"
+         WHERE namespace = ?6 AND workflow_key = ?1 AND version = ?2"
     )))
     .bind(key.as_str())
     .bind(version_param(expected)?)
     .bind(state)
     .bind(version)
     .bind(provenance)
+    .bind(key.namespace().as_str())
     .execute(&mut *conn)
     .await?;
     Ok(updated.rows_affected() == 1)
@@ -403,23 +413,28 @@ async fn write_state(
 
 /// The stored version of a workflow (0 when it does not exist), inside a transaction.
 async fn version_in(conn: &mut SqliteConnection, key: &WorkflowKey) -> StorageResult<Version> {
-    let version: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
-        .bind(key.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1")
+            .bind(key.as_str())
+            .bind(key.namespace().as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(Version::new(version.unwrap_or(0).max(0) as u64))
 }
 
 async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
     // Take the write lock first so the version cannot move before the transaction ends.
-    sqlx::query("UPDATE workflow_state SET version = version WHERE workflow_key = ?1")
+    sqlx::query("UPDATE workflow_state SET version = version WHERE namespace = ?2 AND workflow_key = ?1")
         .bind(key.as_str())
+        .bind(key.namespace().as_str())
         .execute(&mut *conn)
         .await?;
-    let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM workflow_state WHERE workflow_key = ?1")
-        .bind(key.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1")
+            .bind(key.as_str())
+            .bind(key.namespace().as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(stored.unwrap_or(0) == version_param(expected)?)
 }
 
@@ -432,9 +447,10 @@ async fn insert_record(
     let ttl_ms = i64::try_from(record.ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let result = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO action_dedup_log \
-            (workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
-         ON CONFLICT (workflow_key, action_id) DO UPDATE SET \
+            (namespace, workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, \
+             expires_at) \
+         VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
+         ON CONFLICT (namespace, workflow_key, action_id) DO UPDATE SET \
             request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
             version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
             created_at = excluded.created_at, expires_at = excluded.expires_at \
@@ -449,6 +465,7 @@ async fn insert_record(
     .bind(record.status.as_str())
     .bind(Json(outcome))
     .bind(ttl_ms)
+    .bind(key.namespace().as_str())
     .fetch_optional(&mut *conn)
     .await;
     match result {
@@ -461,14 +478,15 @@ async fn insert_record(
 async fn insert_events(conn: &mut SqliteConnection, events: &[OutboxEvent]) -> StorageResult<()> {
     for event in events {
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS})"
+            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at, namespace) \
+             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6)"
         )))
         .bind(&event.workflow_key)
         .bind(version_param(event.version)?)
         .bind(&event.event_type)
         .bind(&event.payload)
         .bind(Json(&event.headers))
+        .bind(&event.namespace)
         .execute(&mut *conn)
         .await?;
     }

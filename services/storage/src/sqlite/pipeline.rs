@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use purereducer_core::Version;
+use purereducer_core::{Version, WorkflowKey};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
@@ -57,12 +57,15 @@ pub(super) async fn apply_projections(pool: &SqlitePool, updates: &[ProjectionUp
         next.insert(position, update.offset + 1);
         let Some(row) = &update.row else { continue };
         if upsert_row(&mut tx, row).await? {
-            stats.applied.push((row.workflow_key.clone(), row.version));
+            stats
+                .applied
+                .push((row.namespace.clone(), row.workflow_key.clone(), row.version));
             continue;
         }
         let current: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM workflow_projection WHERE workflow_key = ?1")
+            sqlx::query_scalar("SELECT version FROM workflow_projection WHERE namespace = ?2 AND workflow_key = ?1")
                 .bind(&row.workflow_key)
+                .bind(&row.namespace)
                 .fetch_optional(&mut *tx)
                 .await?;
         if current.is_some_and(|v| v > version_param(row.version)) {
@@ -91,8 +94,8 @@ async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> S
         "INSERT INTO workflow_projection \
             (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras) \
          VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7) \
-         ON CONFLICT (workflow_key) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
-            last_action = excluded.last_action, namespace = excluded.namespace, \
+         ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
+            last_action = excluded.last_action, \
             updated_at = excluded.updated_at, indices = excluded.indices, extras = excluded.extras \
          WHERE workflow_projection.version < excluded.version"
     )))
@@ -108,12 +111,13 @@ async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> S
     Ok(done.rows_affected() == 1)
 }
 
-pub(super) async fn get_projection(pool: &SqlitePool, key: &str) -> StorageResult<Option<StoredProjection>> {
+pub(super) async fn get_projection(pool: &SqlitePool, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
     let row = sqlx::query(
         "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, updated_at \
-         FROM workflow_projection WHERE workflow_key = ?1",
+         FROM workflow_projection WHERE namespace = ?2 AND workflow_key = ?1",
     )
-    .bind(key)
+    .bind(key.as_str())
+    .bind(key.namespace().as_str())
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };

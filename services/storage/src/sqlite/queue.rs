@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use purereducer_core::{ActionId, ActionStatus, Version};
+use purereducer_core::{ActionId, ActionStatus, Namespace, Version};
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 
 use super::NOW_MS;
@@ -17,11 +17,13 @@ pub(super) async fn enqueue(pool: &SqlitePool, actions: &[QueuedAction]) -> Stor
     let mut tx = pool.begin().await?;
     for action in actions {
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO action_queue (workflow_key, action, headers, enqueued_at) VALUES (?1, ?2, ?3, {NOW_MS})"
+            "INSERT INTO action_queue (workflow_key, action, headers, enqueued_at, namespace) \
+             VALUES (?1, ?2, ?3, {NOW_MS}, ?4)"
         )))
         .bind(&action.workflow_key)
         .bind(&action.payload)
         .bind(&action.headers)
+        .bind(&action.namespace)
         .execute(&mut *tx)
         .await?;
     }
@@ -34,10 +36,11 @@ pub(super) async fn claim(
     writer: Arc<tokio::sync::Mutex<()>>,
     limit: u32,
 ) -> StorageResult<ActionClaim> {
-    let rows = sqlx::query("SELECT seq, workflow_key, action, headers FROM action_queue ORDER BY seq LIMIT ?1")
-        .bind(i64::from(limit.max(1)))
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT seq, namespace, workflow_key, action, headers FROM action_queue ORDER BY seq LIMIT ?1")
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(pool)
+            .await?;
     if rows.is_empty() {
         return Ok(ActionClaim::empty());
     }
@@ -46,6 +49,7 @@ pub(super) async fn claim(
         actions.push(ClaimedAction {
             seq: row.try_get("seq")?,
             action: QueuedAction {
+                namespace: row.try_get("namespace")?,
                 workflow_key: row.try_get("workflow_key")?,
                 payload: row.try_get("action")?,
                 headers: row.try_get("headers")?,
@@ -94,8 +98,9 @@ pub(super) async fn record(conn: &mut SqliteConnection, completions: &[Completio
     for completion in completions {
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO action_completions \
-                (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason, completed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}) ON CONFLICT (correlation_id, action_id) DO NOTHING"
+                (correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason, completed_at, \
+                 namespace) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, ?8) ON CONFLICT (namespace, correlation_id, action_id) DO NOTHING"
         )))
         .bind(&completion.correlation_id)
         .bind(completion.action_id.to_string())
@@ -104,6 +109,7 @@ pub(super) async fn record(conn: &mut SqliteConnection, completions: &[Completio
         .bind(i64::try_from(completion.version.get()).unwrap_or(i64::MAX))
         .bind(&completion.result_hash)
         .bind(&completion.rejection_reason)
+        .bind(&completion.namespace)
         .execute(&mut *conn)
         .await?;
     }
@@ -112,16 +118,19 @@ pub(super) async fn record(conn: &mut SqliteConnection, completions: &[Completio
 
 pub(super) async fn find_completion(
     pool: &SqlitePool,
+    namespace: &Namespace,
     correlation_id: &str,
     action_id: Option<ActionId>,
 ) -> StorageResult<Option<Completion>> {
     let row = sqlx::query(
-        "SELECT correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason \
-         FROM action_completions WHERE correlation_id = ?1 AND (?2 IS NULL OR action_id = ?2) \
+        "SELECT namespace, correlation_id, action_id, workflow_key, status, version, result_hash, rejection_reason \
+         FROM action_completions \
+         WHERE namespace = ?3 AND correlation_id = ?1 AND (?2 IS NULL OR action_id = ?2) \
          ORDER BY completed_at, rowid LIMIT 1",
     )
     .bind(correlation_id)
     .bind(action_id.map(|id| id.to_string()))
+    .bind(namespace.as_str())
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -130,6 +139,7 @@ pub(super) async fn find_completion(
     Ok(Some(Completion {
         correlation_id: row.try_get("correlation_id")?,
         action_id: ActionId::parse(&action_id, "action_id").map_err(|e| StorageError::Corrupt(e.to_string()))?,
+        namespace: row.try_get("namespace")?,
         workflow_key: row.try_get("workflow_key")?,
         status: ActionStatus::parse(&status).ok_or_else(|| StorageError::Corrupt(format!("status '{status}'")))?,
         version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
@@ -142,8 +152,8 @@ pub(super) async fn record_dead_letters(pool: &SqlitePool, letters: &[crate::Dea
     let mut tx = pool.begin().await?;
     for letter in letters {
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO dead_letters (source, workflow_key, version, event_type, payload, error, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}) ON CONFLICT (source) DO NOTHING"
+            "INSERT INTO dead_letters (source, workflow_key, version, event_type, payload, error, created_at, namespace) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, ?7) ON CONFLICT (source) DO NOTHING"
         )))
         .bind(&letter.source)
         .bind(&letter.workflow_key)
@@ -151,6 +161,7 @@ pub(super) async fn record_dead_letters(pool: &SqlitePool, letters: &[crate::Dea
         .bind(&letter.event_type)
         .bind(&letter.payload)
         .bind(&letter.error)
+        .bind(&letter.namespace)
         .execute(&mut *tx)
         .await?;
     }
@@ -160,7 +171,8 @@ pub(super) async fn record_dead_letters(pool: &SqlitePool, letters: &[crate::Dea
 
 pub(super) async fn dead_letters(pool: &SqlitePool, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
     let rows = sqlx::query(
-        "SELECT source, workflow_key, version, event_type, payload, error FROM dead_letters ORDER BY id DESC LIMIT ?1",
+        "SELECT source, namespace, workflow_key, version, event_type, payload, error FROM dead_letters \
+         ORDER BY id DESC LIMIT ?1",
     )
     .bind(i64::from(limit))
     .fetch_all(pool)
@@ -169,6 +181,7 @@ pub(super) async fn dead_letters(pool: &SqlitePool, limit: u32) -> StorageResult
         .map(|row| {
             Ok(crate::DeadLetter {
                 source: row.try_get("source")?,
+                namespace: row.try_get("namespace")?,
                 workflow_key: row.try_get("workflow_key")?,
                 version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
                 event_type: row.try_get("event_type")?,

@@ -124,7 +124,7 @@ pub(crate) async fn batched_reads_return_states_and_records_by_key(store: Arc<dy
         .await
         .expect("states");
     assert_eq!(states.len(), 2);
-    assert_eq!(states["b"].state, object(json!({"b": 1})));
+    assert_eq!(states[&key("b")].state, object(json!({"b": 1})));
     let (one, two) = (new_id(), new_id());
     store
         .record_processed(&key("a"), record(one, 1, HOURS_6))
@@ -143,7 +143,10 @@ pub(crate) async fn batched_reads_return_states_and_records_by_key(store: Arc<dy
         ])
         .await
         .expect("records");
-    let mut found: Vec<(String, ActionId)> = found.into_iter().map(|(k, r)| (k, r.action_id)).collect();
+    let mut found: Vec<(String, ActionId)> = found
+        .into_iter()
+        .map(|(k, r)| (k.as_str().to_owned(), r.action_id))
+        .collect();
     found.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(found, vec![("a".to_owned(), one), ("b".to_owned(), two)]);
 }
@@ -165,7 +168,7 @@ pub(crate) async fn projections_and_publication_marks_commit_together(store: Arc
         stats.regressions, 1,
         "the older version after the newer is a regression"
     );
-    let stored = store.get_projection("wf").await.expect("read").expect("row");
+    let stored = store.get_projection(&key("wf")).await.expect("read").expect("row");
     assert_eq!(stored.row.version, Version::new(2));
     assert!(
         store.pending_events(10).await.expect("pending").is_empty(),
@@ -173,4 +176,154 @@ pub(crate) async fn projections_and_publication_marks_commit_together(store: Arc
     );
     let marks = store.list_watermarks().await.expect("watermarks");
     assert_eq!(marks.iter().find(|w| w.topic == "t").map(|w| w.offset), Some(3));
+}
+
+/// The same workflow key in two namespaces is two workflows in every table: state, dedup
+/// records, outbox, projections and completions.
+pub async fn the_same_key_in_two_namespaces_is_two_workflows(store: Arc<dyn Store>) {
+    let tenant = Namespace::parse_or_default("tenant-b").expect("namespace");
+    let theirs = WorkflowKey::parse(&tenant, "shared").expect("key");
+    let ours = key("shared");
+    let id = new_id();
+    let request = |key: &WorkflowKey, state: serde_json::Value| CommitRequest {
+        key: key.clone(),
+        expected: Version::NONE,
+        write: Some(write(1, state)),
+        records: vec![record(id, 1, HOURS_6)],
+        events: vec![OutboxEvent {
+            namespace: key.namespace().as_str().to_owned(),
+            ..event(key.as_str(), 1, "StateCommitted")
+        }],
+    };
+    // One batch may hold both: they are distinct keys, and the same action id applies once
+    // in each.
+    let results = store
+        .commit_batch(&[
+            request(&ours, json!({"who": "default"})),
+            request(&theirs, json!({"who": "b"})),
+        ])
+        .await
+        .expect("commit");
+    assert_eq!(
+        results,
+        vec![
+            CommitResult::Committed {
+                version: Version::new(1)
+            };
+            2
+        ]
+    );
+    let mine = store.get_state(&ours).await.expect("read").expect("exists");
+    let other = store.get_state(&theirs).await.expect("read").expect("exists");
+    assert_eq!(mine.state, object(json!({"who": "default"})));
+    assert_eq!(other.state, object(json!({"who": "b"})));
+    assert_eq!(
+        (mine.namespace.as_str(), other.namespace.as_str()),
+        ("default", "tenant-b")
+    );
+    let states = store.get_states(&[ours.clone(), theirs.clone()]).await.expect("states");
+    assert_eq!(states[&theirs].state, object(json!({"who": "b"})));
+
+    // A commit in one namespace leaves the other's version alone.
+    let next = store
+        .commit(CommitRequest {
+            key: theirs.clone(),
+            expected: Version::new(1),
+            write: Some(write(2, json!({"who": "b", "again": true}))),
+            records: Vec::new(),
+            events: Vec::new(),
+        })
+        .await
+        .expect("commit");
+    assert_eq!(
+        next,
+        CommitResult::Committed {
+            version: Version::new(2)
+        }
+    );
+    assert_eq!(
+        store.get_state(&ours).await.expect("read").expect("exists").version,
+        Version::new(1)
+    );
+
+    // A record in one namespace says nothing of the other.
+    let fresh = new_id();
+    store
+        .record_processed(&theirs, record(fresh, 2, HOURS_6))
+        .await
+        .expect("record");
+    assert!(store.find_processed(&ours, fresh).await.expect("find").is_none());
+    assert!(
+        store
+            .snapshot(&ours, fresh)
+            .await
+            .expect("snapshot")
+            .processed
+            .is_none()
+    );
+    let found = store
+        .find_processed_many(&[(ours.clone(), fresh), (theirs.clone(), fresh)])
+        .await
+        .expect("records");
+    assert_eq!(
+        found.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        vec![theirs.clone()]
+    );
+
+    // Each namespace's event keeps its namespace.
+    let pending = store.pending_events(10).await.expect("pending");
+    let mut spaces: Vec<&str> = pending.iter().map(|p| p.event.namespace.as_str()).collect();
+    spaces.sort_unstable();
+    assert_eq!(spaces, vec!["default", "tenant-b"]);
+
+    // Projections, one row per namespace.
+    let row = |namespace: &str, version: u64, offset: i64| ProjectionUpdate {
+        topic: "ns".to_owned(),
+        partition: 0,
+        offset,
+        row: Some(ProjectionRow {
+            workflow_key: "shared".to_owned(),
+            version: Version::new(version),
+            tag: Some(namespace.to_owned()),
+            last_action: "set".to_owned(),
+            namespace: namespace.to_owned(),
+            indices: json!({}),
+            extras: json!({}),
+        }),
+    };
+    let stats = store
+        .apply_projections(&[row("tenant-b", 2, 0), row("default", 1, 1)])
+        .await
+        .expect("apply");
+    assert_eq!(stats.applied.len(), 2, "{stats:?}");
+    let projected = |key: WorkflowKey| {
+        let store = store.clone();
+        async move { store.get_projection(&key).await.expect("read").expect("row").row }
+    };
+    assert_eq!(projected(theirs.clone()).await.tag.as_deref(), Some("tenant-b"));
+    assert_eq!(projected(ours.clone()).await.version, Version::new(1));
+
+    // Completions are found only in their namespace.
+    let completion = Completion {
+        correlation_id: "c-shared".to_owned(),
+        action_id: id,
+        namespace: "tenant-b".to_owned(),
+        workflow_key: "shared".to_owned(),
+        status: ActionStatus::Committed,
+        version: Version::new(1),
+        result_hash: "h".to_owned(),
+        rejection_reason: None,
+    };
+    store.record_completion(&completion).await.expect("record");
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "c-shared", None)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store.find_completion(&tenant, "c-shared", None).await.expect("find"),
+        Some(completion)
+    );
 }

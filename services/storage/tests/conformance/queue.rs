@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use purereducer_core::{ActionId, ActionStatus, Version};
+use purereducer_core::{ActionId, ActionStatus, Namespace, Version};
 use purereducer_storage::{Completion, QueuedAction, Store};
 
 fn new_id() -> ActionId {
@@ -11,6 +11,7 @@ fn new_id() -> ActionId {
 
 fn queued(key: &str, payload: &str) -> QueuedAction {
     QueuedAction {
+        namespace: "default".to_owned(),
         workflow_key: key.to_owned(),
         payload: payload.as_bytes().to_vec(),
         headers: "{}".to_owned(),
@@ -21,6 +22,7 @@ fn completion(correlation_id: &str, action_id: ActionId, version: u64) -> Comple
     Completion {
         correlation_id: correlation_id.to_owned(),
         action_id,
+        namespace: "default".to_owned(),
         workflow_key: "wf".to_owned(),
         status: ActionStatus::Committed,
         version: Version::new(version),
@@ -40,11 +42,16 @@ pub async fn completions_are_kept_per_action(store: Arc<dyn Store>) {
         .await
         .expect("record b");
     // Each action keeps its own outcome; without an action id the first recorded answers.
-    let of = |id| store.find_completion("shared", Some(id));
+    let default = Namespace::default();
+    let of = |id| store.find_completion(&default, "shared", Some(id));
     assert_eq!(of(a).await.expect("find").map(|c| c.version), Some(Version::new(1)));
     assert_eq!(of(b).await.expect("find").map(|c| c.version), Some(Version::new(2)));
     assert_eq!(of(new_id()).await.expect("find"), None);
-    let first = store.find_completion("shared", None).await.expect("find").expect("one");
+    let first = store
+        .find_completion(&Namespace::default(), "shared", None)
+        .await
+        .expect("find")
+        .expect("one");
     assert_eq!(first.action_id, a);
     // The same action under another correlation id answers there too.
     store
@@ -53,7 +60,7 @@ pub async fn completions_are_kept_per_action(store: Arc<dyn Store>) {
         .expect("record");
     assert_eq!(
         store
-            .find_completion("other", None)
+            .find_completion(&Namespace::default(), "other", None)
             .await
             .expect("find")
             .map(|c| c.action_id),
@@ -84,7 +91,7 @@ pub async fn queued_actions_are_claimed_in_order_and_leave_when_finished(store: 
     claim.finish(&[completion("c-q", id, 1)], &done).await.expect("finish");
     assert_eq!(
         store
-            .find_completion("c-q", Some(id))
+            .find_completion(&Namespace::default(), "c-q", Some(id))
             .await
             .expect("find")
             .map(|c| c.version),
@@ -160,7 +167,13 @@ async fn postgres_a_claim_whose_session_dies_gives_its_actions_back() {
     let id = new_id();
     let finished = claim.finish(&[completion("c", id, 1)], &[seq]).await;
     assert!(finished.is_err(), "a dead session cannot finish its claim");
-    assert_eq!(store.find_completion("c", None).await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "c", None)
+            .await
+            .expect("find"),
+        None
+    );
     let again = store.claim_actions(10).await.expect("claim again");
     assert_eq!(again.actions.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![seq]);
 }
@@ -195,6 +208,7 @@ pub async fn retention_prunes_only_published_rows_and_old_completions(store: Arc
     use purereducer_core::Version;
     use std::time::Duration;
     let event = |version: u64| purereducer_storage::OutboxEvent {
+        namespace: "default".to_owned(),
         workflow_key: "kept".to_owned(),
         version: Version::new(version),
         event_type: "StateCommitted".to_owned(),
@@ -225,7 +239,13 @@ pub async fn retention_prunes_only_published_rows_and_old_completions(store: Arc
     let left = store.pending_events(10).await.expect("pending");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].event.version, Version::new(4));
-    assert_eq!(store.find_completion("old", None).await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_completion(&Namespace::default(), "old", None)
+            .await
+            .expect("find"),
+        None
+    );
     assert_eq!(
         store.prune(Duration::ZERO, Duration::ZERO, 2).await.expect("prune"),
         (0, 0)

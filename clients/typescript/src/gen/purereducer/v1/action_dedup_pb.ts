@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/action_dedup.proto.
  */
 export const file_purereducer_v1_action_dedup: GenFile = /*@__PURE__*/
-  fileDesc("CiFwdXJlcmVkdWNlci92MS9hY3Rpb25fZGVkdXAucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIr4BCg9Qcm9jZXNzZWRBY3Rpb24SFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCWFjdGlvbl9pZBgCIAEoCRITCgtyZXN1bHRfaGFzaBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgEEiwKBnN0YXR1cxgFIAEoDjIcLnB1cmVyZWR1Y2VyLnYxLkFjdGlvblN0YXR1cxIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI/ChRTaG91bGRQcm9jZXNzUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJYWN0aW9uX2lkGAIgASgJImIKFVNob3VsZFByb2Nlc3NSZXNwb25zZRIWCg5zaG91bGRfcHJvY2VzcxgBIAEoCBIxCghwcmV2aW91cxgCIAEoCzIfLnB1cmVyZWR1Y2VyLnYxLlByb2Nlc3NlZEFjdGlvbiJ8ChZSZWNvcmRQcm9jZXNzZWRSZXF1ZXN0EhQKDHdvcmtmbG93X2tleRgBIAEoCRIRCglhY3Rpb25faWQYAiABKAkSEwoLcmVzdWx0X2hhc2gYAyABKAkSDwoHdmVyc2lvbhgEIAEoBBITCgt0dGxfc2Vjb25kcxgFIAEoDSJcChdSZWNvcmRQcm9jZXNzZWRSZXNwb25zZRIQCghyZWNvcmRlZBgBIAEoCBIvCgZyZWNvcmQYAiABKAsyHy5wdXJlcmVkdWNlci52MS5Qcm9jZXNzZWRBY3Rpb24iFwoVQ2xlYW51cEV4cGlyZWRSZXF1ZXN0IikKFkNsZWFudXBFeHBpcmVkUmVzcG9uc2USDwoHZGVsZXRlZBgBIAEoBDK3AgoSQWN0aW9uRGVkdXBTZXJ2aWNlElwKDVNob3VsZFByb2Nlc3MSJC5wdXJlcmVkdWNlci52MS5TaG91bGRQcm9jZXNzUmVxdWVzdBolLnB1cmVyZWR1Y2VyLnYxLlNob3VsZFByb2Nlc3NSZXNwb25zZRJiCg9SZWNvcmRQcm9jZXNzZWQSJi5wdXJlcmVkdWNlci52MS5SZWNvcmRQcm9jZXNzZWRSZXF1ZXN0GicucHVyZXJlZHVjZXIudjEuUmVjb3JkUHJvY2Vzc2VkUmVzcG9uc2USXwoOQ2xlYW51cEV4cGlyZWQSJS5wdXJlcmVkdWNlci52MS5DbGVhbnVwRXhwaXJlZFJlcXVlc3QaJi5wdXJlcmVkdWNlci52MS5DbGVhbnVwRXhwaXJlZFJlc3BvbnNlQj1aO3B1cmVyZWR1Y2VyLmRldi9jbGllbnRzL2dvL2dlbi9wdXJlcmVkdWNlci92MTtwdXJlcmVkdWNlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_purereducer_v1_types]);
+  fileDesc("CiFwdXJlcmVkdWNlci92MS9hY3Rpb25fZGVkdXAucHJvdG8SDnB1cmVyZWR1Y2VyLnYxItEBCg9Qcm9jZXNzZWRBY3Rpb24SFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCWFjdGlvbl9pZBgCIAEoCRITCgtyZXN1bHRfaGFzaBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgEEiwKBnN0YXR1cxgFIAEoDjIcLnB1cmVyZWR1Y2VyLnYxLkFjdGlvblN0YXR1cxIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgluYW1lc3BhY2UYByABKAkiUgoUU2hvdWxkUHJvY2Vzc1JlcXVlc3QSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCWFjdGlvbl9pZBgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkiYgoVU2hvdWxkUHJvY2Vzc1Jlc3BvbnNlEhYKDnNob3VsZF9wcm9jZXNzGAEgASgIEjEKCHByZXZpb3VzGAIgASgLMh8ucHVyZXJlZHVjZXIudjEuUHJvY2Vzc2VkQWN0aW9uIo8BChZSZWNvcmRQcm9jZXNzZWRSZXF1ZXN0EhQKDHdvcmtmbG93X2tleRgBIAEoCRIRCglhY3Rpb25faWQYAiABKAkSEwoLcmVzdWx0X2hhc2gYAyABKAkSDwoHdmVyc2lvbhgEIAEoBBITCgt0dGxfc2Vjb25kcxgFIAEoDRIRCgluYW1lc3BhY2UYBiABKAkiXAoXUmVjb3JkUHJvY2Vzc2VkUmVzcG9uc2USEAoIcmVjb3JkZWQYASABKAgSLwoGcmVjb3JkGAIgASgLMh8ucHVyZXJlZHVjZXIudjEuUHJvY2Vzc2VkQWN0aW9uIhcKFUNsZWFudXBFeHBpcmVkUmVxdWVzdCIpChZDbGVhbnVwRXhwaXJlZFJlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAQytwIKEkFjdGlvbkRlZHVwU2VydmljZRJcCg1TaG91bGRQcm9jZXNzEiQucHVyZXJlZHVjZXIudjEuU2hvdWxkUHJvY2Vzc1JlcXVlc3QaJS5wdXJlcmVkdWNlci52MS5TaG91bGRQcm9jZXNzUmVzcG9uc2USYgoPUmVjb3JkUHJvY2Vzc2VkEiYucHVyZXJlZHVjZXIudjEuUmVjb3JkUHJvY2Vzc2VkUmVxdWVzdBonLnB1cmVyZWR1Y2VyLnYxLlJlY29yZFByb2Nlc3NlZFJlc3BvbnNlEl8KDkNsZWFudXBFeHBpcmVkEiUucHVyZXJlZHVjZXIudjEuQ2xlYW51cEV4cGlyZWRSZXF1ZXN0GiYucHVyZXJlZHVjZXIudjEuQ2xlYW51cEV4cGlyZWRSZXNwb25zZUI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_purereducer_v1_types]);
 
 /**
  * A remembered action outcome.
@@ -53,6 +53,11 @@ export type ProcessedAction = Message<"purereducer.v1.ProcessedAction"> & {
    * @generated from field: google.protobuf.Timestamp expires_at = 6;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string namespace = 7;
+   */
+  namespace: string;
 };
 
 /**
@@ -75,6 +80,14 @@ export type ShouldProcessRequest = Message<"purereducer.v1.ShouldProcessRequest"
    * @generated from field: string action_id = 2;
    */
   actionId: string;
+
+  /**
+   * The workflow's namespace; "default" when empty. The same key in two namespaces is two
+   * workflows.
+   *
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
 };
 
 /**
@@ -138,6 +151,14 @@ export type RecordProcessedRequest = Message<"purereducer.v1.RecordProcessedRequ
    * @generated from field: uint32 ttl_seconds = 5;
    */
   ttlSeconds: number;
+
+  /**
+   * The workflow's namespace; "default" when empty. The same key in two namespaces is two
+   * workflows.
+   *
+   * @generated from field: string namespace = 6;
+   */
+  namespace: string;
 };
 
 /**

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import types_pb2 as purereducer_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!purereducer/v1/action_dedup.proto\x12\x0epurereducer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apurereducer/v1/types.proto\"\xfd\x01\n\x0fProcessedAction\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12\x1f\n\x0bresult_hash\x18\x03 \x01(\tR\nresultHash\x12\x18\n\x07version\x18\x04 \x01(\x04R\x07version\x12\x34\n\x06status\x18\x05 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x39\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\"V\n\x14ShouldProcessRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\"{\n\x15ShouldProcessResponse\x12%\n\x0eshould_process\x18\x01 \x01(\x08R\rshouldProcess\x12;\n\x08previous\x18\x02 \x01(\x0b\x32\x1f.purereducer.v1.ProcessedActionR\x08previous\"\xb4\x01\n\x16RecordProcessedRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12\x1f\n\x0bresult_hash\x18\x03 \x01(\tR\nresultHash\x12\x18\n\x07version\x18\x04 \x01(\x04R\x07version\x12\x1f\n\x0bttl_seconds\x18\x05 \x01(\rR\nttlSeconds\"n\n\x17RecordProcessedResponse\x12\x1a\n\x08recorded\x18\x01 \x01(\x08R\x08recorded\x12\x37\n\x06record\x18\x02 \x01(\x0b\x32\x1f.purereducer.v1.ProcessedActionR\x06record\"\x17\n\x15\x43leanupExpiredRequest\"2\n\x16\x43leanupExpiredResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x04R\x07\x64\x65leted2\xb7\x02\n\x12\x41\x63tionDedupService\x12\\\n\rShouldProcess\x12$.purereducer.v1.ShouldProcessRequest\x1a%.purereducer.v1.ShouldProcessResponse\x12\x62\n\x0fRecordProcessed\x12&.purereducer.v1.RecordProcessedRequest\x1a\'.purereducer.v1.RecordProcessedResponse\x12_\n\x0e\x43leanupExpired\x12%.purereducer.v1.CleanupExpiredRequest\x1a&.purereducer.v1.CleanupExpiredResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!purereducer/v1/action_dedup.proto\x12\x0epurereducer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apurereducer/v1/types.proto\"\x9b\x02\n\x0fProcessedAction\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12\x1f\n\x0bresult_hash\x18\x03 \x01(\tR\nresultHash\x12\x18\n\x07version\x18\x04 \x01(\x04R\x07version\x12\x34\n\x06status\x18\x05 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x39\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1c\n\tnamespace\x18\x07 \x01(\tR\tnamespace\"t\n\x14ShouldProcessRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\"{\n\x15ShouldProcessResponse\x12%\n\x0eshould_process\x18\x01 \x01(\x08R\rshouldProcess\x12;\n\x08previous\x18\x02 \x01(\x0b\x32\x1f.purereducer.v1.ProcessedActionR\x08previous\"\xd2\x01\n\x16RecordProcessedRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12\x1f\n\x0bresult_hash\x18\x03 \x01(\tR\nresultHash\x12\x18\n\x07version\x18\x04 \x01(\x04R\x07version\x12\x1f\n\x0bttl_seconds\x18\x05 \x01(\rR\nttlSeconds\x12\x1c\n\tnamespace\x18\x06 \x01(\tR\tnamespace\"n\n\x17RecordProcessedResponse\x12\x1a\n\x08recorded\x18\x01 \x01(\x08R\x08recorded\x12\x37\n\x06record\x18\x02 \x01(\x0b\x32\x1f.purereducer.v1.ProcessedActionR\x06record\"\x17\n\x15\x43leanupExpiredRequest\"2\n\x16\x43leanupExpiredResponse\x12\x18\n\x07\x64\x65leted\x18\x01 \x01(\x04R\x07\x64\x65leted2\xb7\x02\n\x12\x41\x63tionDedupService\x12\\\n\rShouldProcess\x12$.purereducer.v1.ShouldProcessRequest\x1a%.purereducer.v1.ShouldProcessResponse\x12\x62\n\x0fRecordProcessed\x12&.purereducer.v1.RecordProcessedRequest\x1a\'.purereducer.v1.RecordProcessedResponse\x12_\n\x0e\x43leanupExpired\x12%.purereducer.v1.CleanupExpiredRequest\x1a&.purereducer.v1.CleanupExpiredResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1'
   _globals['_PROCESSEDACTION']._serialized_start=115
-  _globals['_PROCESSEDACTION']._serialized_end=368
-  _globals['_SHOULDPROCESSREQUEST']._serialized_start=370
-  _globals['_SHOULDPROCESSREQUEST']._serialized_end=456
-  _globals['_SHOULDPROCESSRESPONSE']._serialized_start=458
-  _globals['_SHOULDPROCESSRESPONSE']._serialized_end=581
-  _globals['_RECORDPROCESSEDREQUEST']._serialized_start=584
-  _globals['_RECORDPROCESSEDREQUEST']._serialized_end=764
-  _globals['_RECORDPROCESSEDRESPONSE']._serialized_start=766
-  _globals['_RECORDPROCESSEDRESPONSE']._serialized_end=876
-  _globals['_CLEANUPEXPIREDREQUEST']._serialized_start=878
-  _globals['_CLEANUPEXPIREDREQUEST']._serialized_end=901
-  _globals['_CLEANUPEXPIREDRESPONSE']._serialized_start=903
-  _globals['_CLEANUPEXPIREDRESPONSE']._serialized_end=953
-  _globals['_ACTIONDEDUPSERVICE']._serialized_start=956
-  _globals['_ACTIONDEDUPSERVICE']._serialized_end=1267
+  _globals['_PROCESSEDACTION']._serialized_end=398
+  _globals['_SHOULDPROCESSREQUEST']._serialized_start=400
+  _globals['_SHOULDPROCESSREQUEST']._serialized_end=516
+  _globals['_SHOULDPROCESSRESPONSE']._serialized_start=518
+  _globals['_SHOULDPROCESSRESPONSE']._serialized_end=641
+  _globals['_RECORDPROCESSEDREQUEST']._serialized_start=644
+  _globals['_RECORDPROCESSEDREQUEST']._serialized_end=854
+  _globals['_RECORDPROCESSEDRESPONSE']._serialized_start=856
+  _globals['_RECORDPROCESSEDRESPONSE']._serialized_end=966
+  _globals['_CLEANUPEXPIREDREQUEST']._serialized_start=968
+  _globals['_CLEANUPEXPIREDREQUEST']._serialized_end=991
+  _globals['_CLEANUPEXPIREDRESPONSE']._serialized_start=993
+  _globals['_CLEANUPEXPIREDRESPONSE']._serialized_end=1043
+  _globals['_ACTIONDEDUPSERVICE']._serialized_start=1046
+  _globals['_ACTIONDEDUPSERVICE']._serialized_end=1357
 # @@protoc_insertion_point(module_scope)

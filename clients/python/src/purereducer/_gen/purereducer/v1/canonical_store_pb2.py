@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import types_pb2 as purereducer_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$purereducer/v1/canonical_store.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apurereducer/v1/types.proto\"4\n\x0fGetStateRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\"\xfc\x01\n\x10GetStateResponse\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12#\n\rworkflow_type\x18\x04 \x01(\tR\x0cworkflowType\x12\x1c\n\tnamespace\x18\x05 \x01(\tR\tnamespace\x12\x39\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8e\x02\n\x10TryCommitRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12:\n\nprovenance\x18\x04 \x01(\x0b\x32\x1a.purereducer.v1.ProvenanceR\nprovenance\x12#\n\rworkflow_type\x18\x05 \x01(\tR\x0cworkflowType\x12\x1c\n\tnamespace\x18\x06 \x01(\tR\tnamespace\"\x91\x02\n\x11TryCommitResponse\x12K\n\tcommitted\x18\x01 \x01(\x0b\x32+.purereducer.v1.TryCommitResponse.CommittedH\x00R\tcommitted\x12H\n\x08\x63onflict\x18\x02 \x01(\x0b\x32*.purereducer.v1.TryCommitResponse.ConflictH\x00R\x08\x63onflict\x1a%\n\tCommitted\x12\x18\n\x07version\x18\x01 \x01(\x04R\x07version\x1a\x33\n\x08\x43onflict\x12\'\n\x0f\x63urrent_version\x18\x01 \x01(\x04R\x0e\x63urrentVersionB\t\n\x07outcome2\xb8\x01\n\x15\x43\x61nonicalStoreService\x12M\n\x08GetState\x12\x1f.purereducer.v1.GetStateRequest\x1a .purereducer.v1.GetStateResponse\x12P\n\tTryCommit\x12 .purereducer.v1.TryCommitRequest\x1a!.purereducer.v1.TryCommitResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$purereducer/v1/canonical_store.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1apurereducer/v1/types.proto\"R\n\x0fGetStateRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1c\n\tnamespace\x18\x02 \x01(\tR\tnamespace\"\xfc\x01\n\x10GetStateResponse\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12#\n\rworkflow_type\x18\x04 \x01(\tR\x0cworkflowType\x12\x1c\n\tnamespace\x18\x05 \x01(\tR\tnamespace\x12\x39\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8e\x02\n\x10TryCommitRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12)\n\x10\x65xpected_version\x18\x02 \x01(\x04R\x0f\x65xpectedVersion\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12:\n\nprovenance\x18\x04 \x01(\x0b\x32\x1a.purereducer.v1.ProvenanceR\nprovenance\x12#\n\rworkflow_type\x18\x05 \x01(\tR\x0cworkflowType\x12\x1c\n\tnamespace\x18\x06 \x01(\tR\tnamespace\"\x91\x02\n\x11TryCommitResponse\x12K\n\tcommitted\x18\x01 \x01(\x0b\x32+.purereducer.v1.TryCommitResponse.CommittedH\x00R\tcommitted\x12H\n\x08\x63onflict\x18\x02 \x01(\x0b\x32*.purereducer.v1.TryCommitResponse.ConflictH\x00R\x08\x63onflict\x1a%\n\tCommitted\x12\x18\n\x07version\x18\x01 \x01(\x04R\x07version\x1a\x33\n\x08\x43onflict\x12\'\n\x0f\x63urrent_version\x18\x01 \x01(\x04R\x0e\x63urrentVersionB\t\n\x07outcome2\xb8\x01\n\x15\x43\x61nonicalStoreService\x12M\n\x08GetState\x12\x1f.purereducer.v1.GetStateRequest\x1a .purereducer.v1.GetStateResponse\x12P\n\tTryCommit\x12 .purereducer.v1.TryCommitRequest\x1a!.purereducer.v1.TryCommitResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1'
   _globals['_GETSTATEREQUEST']._serialized_start=147
-  _globals['_GETSTATEREQUEST']._serialized_end=199
-  _globals['_GETSTATERESPONSE']._serialized_start=202
-  _globals['_GETSTATERESPONSE']._serialized_end=454
-  _globals['_TRYCOMMITREQUEST']._serialized_start=457
-  _globals['_TRYCOMMITREQUEST']._serialized_end=727
-  _globals['_TRYCOMMITRESPONSE']._serialized_start=730
-  _globals['_TRYCOMMITRESPONSE']._serialized_end=1003
-  _globals['_TRYCOMMITRESPONSE_COMMITTED']._serialized_start=902
-  _globals['_TRYCOMMITRESPONSE_COMMITTED']._serialized_end=939
-  _globals['_TRYCOMMITRESPONSE_CONFLICT']._serialized_start=941
-  _globals['_TRYCOMMITRESPONSE_CONFLICT']._serialized_end=992
-  _globals['_CANONICALSTORESERVICE']._serialized_start=1006
-  _globals['_CANONICALSTORESERVICE']._serialized_end=1190
+  _globals['_GETSTATEREQUEST']._serialized_end=229
+  _globals['_GETSTATERESPONSE']._serialized_start=232
+  _globals['_GETSTATERESPONSE']._serialized_end=484
+  _globals['_TRYCOMMITREQUEST']._serialized_start=487
+  _globals['_TRYCOMMITREQUEST']._serialized_end=757
+  _globals['_TRYCOMMITRESPONSE']._serialized_start=760
+  _globals['_TRYCOMMITRESPONSE']._serialized_end=1033
+  _globals['_TRYCOMMITRESPONSE_COMMITTED']._serialized_start=932
+  _globals['_TRYCOMMITRESPONSE_COMMITTED']._serialized_end=969
+  _globals['_TRYCOMMITRESPONSE_CONFLICT']._serialized_start=971
+  _globals['_TRYCOMMITRESPONSE_CONFLICT']._serialized_end=1022
+  _globals['_CANONICALSTORESERVICE']._serialized_start=1036
+  _globals['_CANONICALSTORESERVICE']._serialized_end=1220
 # @@protoc_insertion_point(module_scope)

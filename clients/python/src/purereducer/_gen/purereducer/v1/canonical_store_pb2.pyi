@@ -11,10 +11,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetStateRequest(_message.Message):
-    __slots__ = ("workflow_key",)
+    __slots__ = ("workflow_key", "namespace")
     WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     workflow_key: str
-    def __init__(self, workflow_key: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, workflow_key: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class GetStateResponse(_message.Message):
     __slots__ = ("workflow_key", "version", "state", "workflow_type", "namespace", "updated_at")

@@ -26,7 +26,7 @@ from . import events_pb2 as purereducer_dot_v1_dot_events__pb2
 from . import types_pb2 as purereducer_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epurereducer/v1/event_bus.proto\x12\x0epurereducer.v1\x1a\x1bpurereducer/v1/events.proto\x1a\x1apurereducer/v1/types.proto\"F\n\x14PublishActionRequest\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.purereducer.v1.ActionR\x06\x61\x63tion\"[\n\x15PublishActionResponse\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\"}\n\x18WaitForCompletionRequest\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1d\n\ntimeout_ms\x18\x02 \x01(\rR\ttimeoutMs\x12\x1b\n\taction_id\x18\x03 \x01(\tR\x08\x61\x63tionId\"\x9e\x02\n\x19WaitForCompletionResponse\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12!\n\x0cworkflow_key\x18\x03 \x01(\tR\x0bworkflowKey\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x18\n\x07version\x18\x05 \x01(\x04R\x07version\x12\x1f\n\x0bresult_hash\x18\x06 \x01(\tR\nresultHash\x12)\n\x10rejection_reason\x18\x07 \x01(\tR\x0frejectionReason\"\x80\x01\n\x12SubscriptionFilter\x12\x1e\n\nnamespaces\x18\x01 \x03(\tR\nnamespaces\x12%\n\x0eworkflow_types\x18\x02 \x03(\tR\rworkflowTypes\x12#\n\rworkflow_keys\x18\x03 \x03(\tR\x0cworkflowKeys\"N\n\x10SubscribeRequest\x12:\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\".purereducer.v1.SubscriptionFilterR\x06\x66ilter\"@\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.purereducer.v1.EventR\x05\x65vent2\xad\x02\n\x0f\x45ventBusService\x12\\\n\rPublishAction\x12$.purereducer.v1.PublishActionRequest\x1a%.purereducer.v1.PublishActionResponse\x12h\n\x11WaitForCompletion\x12(.purereducer.v1.WaitForCompletionRequest\x1a).purereducer.v1.WaitForCompletionResponse\x12R\n\tSubscribe\x12 .purereducer.v1.SubscribeRequest\x1a!.purereducer.v1.SubscribeResponse0\x01\x42=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epurereducer/v1/event_bus.proto\x12\x0epurereducer.v1\x1a\x1bpurereducer/v1/events.proto\x1a\x1apurereducer/v1/types.proto\"F\n\x14PublishActionRequest\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.purereducer.v1.ActionR\x06\x61\x63tion\"[\n\x15PublishActionResponse\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\"\x9b\x01\n\x18WaitForCompletionRequest\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1d\n\ntimeout_ms\x18\x02 \x01(\rR\ttimeoutMs\x12\x1b\n\taction_id\x18\x03 \x01(\tR\x08\x61\x63tionId\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\"\xbc\x02\n\x19WaitForCompletionResponse\x12%\n\x0e\x63orrelation_id\x18\x01 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\x02 \x01(\tR\x08\x61\x63tionId\x12!\n\x0cworkflow_key\x18\x03 \x01(\tR\x0bworkflowKey\x12\x34\n\x06status\x18\x04 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x18\n\x07version\x18\x05 \x01(\x04R\x07version\x12\x1f\n\x0bresult_hash\x18\x06 \x01(\tR\nresultHash\x12)\n\x10rejection_reason\x18\x07 \x01(\tR\x0frejectionReason\x12\x1c\n\tnamespace\x18\x08 \x01(\tR\tnamespace\"\x80\x01\n\x12SubscriptionFilter\x12\x1e\n\nnamespaces\x18\x01 \x03(\tR\nnamespaces\x12%\n\x0eworkflow_types\x18\x02 \x03(\tR\rworkflowTypes\x12#\n\rworkflow_keys\x18\x03 \x03(\tR\x0cworkflowKeys\"N\n\x10SubscribeRequest\x12:\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\".purereducer.v1.SubscriptionFilterR\x06\x66ilter\"@\n\x11SubscribeResponse\x12+\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.purereducer.v1.EventR\x05\x65vent2\xad\x02\n\x0f\x45ventBusService\x12\\\n\rPublishAction\x12$.purereducer.v1.PublishActionRequest\x1a%.purereducer.v1.PublishActionResponse\x12h\n\x11WaitForCompletion\x12(.purereducer.v1.WaitForCompletionRequest\x1a).purereducer.v1.WaitForCompletionResponse\x12R\n\tSubscribe\x12 .purereducer.v1.SubscribeRequest\x1a!.purereducer.v1.SubscribeResponse0\x01\x42=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,16 +38,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUBLISHACTIONREQUEST']._serialized_end=177
   _globals['_PUBLISHACTIONRESPONSE']._serialized_start=179
   _globals['_PUBLISHACTIONRESPONSE']._serialized_end=270
-  _globals['_WAITFORCOMPLETIONREQUEST']._serialized_start=272
-  _globals['_WAITFORCOMPLETIONREQUEST']._serialized_end=397
-  _globals['_WAITFORCOMPLETIONRESPONSE']._serialized_start=400
-  _globals['_WAITFORCOMPLETIONRESPONSE']._serialized_end=686
-  _globals['_SUBSCRIPTIONFILTER']._serialized_start=689
-  _globals['_SUBSCRIPTIONFILTER']._serialized_end=817
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=819
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=897
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=899
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=963
-  _globals['_EVENTBUSSERVICE']._serialized_start=966
-  _globals['_EVENTBUSSERVICE']._serialized_end=1267
+  _globals['_WAITFORCOMPLETIONREQUEST']._serialized_start=273
+  _globals['_WAITFORCOMPLETIONREQUEST']._serialized_end=428
+  _globals['_WAITFORCOMPLETIONRESPONSE']._serialized_start=431
+  _globals['_WAITFORCOMPLETIONRESPONSE']._serialized_end=747
+  _globals['_SUBSCRIPTIONFILTER']._serialized_start=750
+  _globals['_SUBSCRIPTIONFILTER']._serialized_end=878
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=880
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=958
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=960
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=1024
+  _globals['_EVENTBUSSERVICE']._serialized_start=1027
+  _globals['_EVENTBUSSERVICE']._serialized_end=1328
 # @@protoc_insertion_point(module_scope)

@@ -23,17 +23,19 @@ class PublishActionResponse(_message.Message):
     def __init__(self, correlation_id: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
 
 class WaitForCompletionRequest(_message.Message):
-    __slots__ = ("correlation_id", "timeout_ms", "action_id")
+    __slots__ = ("correlation_id", "timeout_ms", "action_id", "namespace")
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     correlation_id: str
     timeout_ms: int
     action_id: str
-    def __init__(self, correlation_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., action_id: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, correlation_id: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., action_id: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class WaitForCompletionResponse(_message.Message):
-    __slots__ = ("correlation_id", "action_id", "workflow_key", "status", "version", "result_hash", "rejection_reason")
+    __slots__ = ("correlation_id", "action_id", "workflow_key", "status", "version", "result_hash", "rejection_reason", "namespace")
     CORRELATION_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +43,7 @@ class WaitForCompletionResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESULT_HASH_FIELD_NUMBER: _ClassVar[int]
     REJECTION_REASON_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     correlation_id: str
     action_id: str
     workflow_key: str
@@ -48,7 +51,8 @@ class WaitForCompletionResponse(_message.Message):
     version: int
     result_hash: str
     rejection_reason: str
-    def __init__(self, correlation_id: _Optional[str] = ..., action_id: _Optional[str] = ..., workflow_key: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.ActionStatus, str]] = ..., version: _Optional[int] = ..., result_hash: _Optional[str] = ..., rejection_reason: _Optional[str] = ...) -> None: ...
+    namespace: str
+    def __init__(self, correlation_id: _Optional[str] = ..., action_id: _Optional[str] = ..., workflow_key: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.ActionStatus, str]] = ..., version: _Optional[int] = ..., result_hash: _Optional[str] = ..., rejection_reason: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class SubscriptionFilter(_message.Message):
     __slots__ = ("namespaces", "workflow_types", "workflow_keys")

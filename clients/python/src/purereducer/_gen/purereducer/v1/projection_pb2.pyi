@@ -31,14 +31,16 @@ class Projection(_message.Message):
     def __init__(self, workflow_key: _Optional[str] = ..., version: _Optional[int] = ..., tag: _Optional[str] = ..., last_action: _Optional[str] = ..., namespace: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indices: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., extras: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class GetProjectionRequest(_message.Message):
-    __slots__ = ("workflow_key", "min_version", "max_wait_ms")
+    __slots__ = ("workflow_key", "min_version", "max_wait_ms", "namespace")
     WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
     MIN_VERSION_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     workflow_key: str
     min_version: int
     max_wait_ms: int
-    def __init__(self, workflow_key: _Optional[str] = ..., min_version: _Optional[int] = ..., max_wait_ms: _Optional[int] = ...) -> None: ...
+    namespace: str
+    def __init__(self, workflow_key: _Optional[str] = ..., min_version: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class GetProjectionResponse(_message.Message):
     __slots__ = ("projection", "from_canonical")
