@@ -160,6 +160,29 @@ func (a Action) proto() (*pb.Action, error) {
 		ActionType: a.ActionType, Payload: payload, CorrelationId: a.CorrelationID, Namespace: a.Namespace}, nil
 }
 
+// CallOption adjusts one call: GetState, ShouldProcess, WaitForCompletion and GetProjection
+// take any number of them after their arguments.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	namespace string
+}
+
+// InNamespace addresses the workflow in namespace ns; without it (or with "") the server
+// uses "default". A workflow is (namespace, workflow key): the same key in two namespaces is
+// two workflows, and a completion is only found in the namespace its action was published in.
+func InNamespace(ns string) CallOption {
+	return func(o *callOptions) { o.namespace = ns }
+}
+
+func collect(opts []CallOption) callOptions {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // HandleAction applies an action. UNAVAILABLE and DEADLINE_EXCEEDED are retried with the same
 // action id, so it applies once; a retry after a lost reply comes back as DUPLICATE.
 func (c *Client) HandleAction(ctx context.Context, a Action) (*pb.HandleActionResponse, error) {
@@ -176,8 +199,9 @@ func (c *Client) HandleAction(ctx context.Context, a Action) (*pb.HandleActionRe
 }
 
 // GetState reads the current state; a NOT_FOUND status for an unknown key.
-func (c *Client) GetState(ctx context.Context, workflowKey string) (*pb.GetStateResponse, error) {
-	return c.Store.GetState(ctx, &pb.GetStateRequest{WorkflowKey: workflowKey})
+func (c *Client) GetState(ctx context.Context, workflowKey string, opts ...CallOption) (*pb.GetStateResponse, error) {
+	o := collect(opts)
+	return c.Store.GetState(ctx, &pb.GetStateRequest{WorkflowKey: workflowKey, Namespace: o.namespace})
 }
 
 // TryCommit commits state if the stored version is expected. On a conflict committed is false
@@ -199,8 +223,10 @@ func (c *Client) TryCommit(ctx context.Context, workflowKey string, expected uin
 }
 
 // ShouldProcess reports whether an action id is new, with the earlier outcome when not.
-func (c *Client) ShouldProcess(ctx context.Context, workflowKey, actionID string) (bool, *pb.ProcessedAction, error) {
-	reply, err := c.Dedup.ShouldProcess(ctx, &pb.ShouldProcessRequest{WorkflowKey: workflowKey, ActionId: actionID})
+func (c *Client) ShouldProcess(ctx context.Context, workflowKey, actionID string, opts ...CallOption) (bool, *pb.ProcessedAction, error) {
+	o := collect(opts)
+	reply, err := c.Dedup.ShouldProcess(ctx, &pb.ShouldProcessRequest{WorkflowKey: workflowKey, ActionId: actionID,
+		Namespace: o.namespace})
 	if err != nil {
 		return false, nil, err
 	}
@@ -230,8 +256,11 @@ func (c *Client) PublishAction(ctx context.Context, a Action) (*pb.PublishAction
 // WaitForCompletion waits up to timeoutMs (the server default when 0) for a published action.
 // With several actions under one correlation id, actionID picks one ("" for the first to
 // complete; the reply names its action).
-func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, timeoutMs uint32, actionID string) (*pb.WaitForCompletionResponse, error) {
-	return c.Bus.WaitForCompletion(ctx, &pb.WaitForCompletionRequest{CorrelationId: correlationID, TimeoutMs: timeoutMs, ActionId: actionID})
+func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, timeoutMs uint32, actionID string,
+	opts ...CallOption) (*pb.WaitForCompletionResponse, error) {
+	o := collect(opts)
+	return c.Bus.WaitForCompletion(ctx, &pb.WaitForCompletionRequest{CorrelationId: correlationID, TimeoutMs: timeoutMs,
+		ActionId: actionID, Namespace: o.namespace})
 }
 
 // Subscribe streams matching events until ctx is cancelled.
@@ -240,8 +269,11 @@ func (c *Client) Subscribe(ctx context.Context, filter *pb.SubscriptionFilter) (
 }
 
 // GetProjection reads a projection, waiting up to maxWaitMs for it to reach minVersion.
-func (c *Client) GetProjection(ctx context.Context, workflowKey string, minVersion uint64, maxWaitMs uint32) (*pb.GetProjectionResponse, error) {
-	return c.Projection.GetProjection(ctx, &pb.GetProjectionRequest{WorkflowKey: workflowKey, MinVersion: minVersion, MaxWaitMs: maxWaitMs})
+func (c *Client) GetProjection(ctx context.Context, workflowKey string, minVersion uint64, maxWaitMs uint32,
+	opts ...CallOption) (*pb.GetProjectionResponse, error) {
+	o := collect(opts)
+	return c.Projection.GetProjection(ctx, &pb.GetProjectionRequest{WorkflowKey: workflowKey, MinVersion: minVersion,
+		MaxWaitMs: maxWaitMs, Namespace: o.namespace})
 }
 
 // ListWatermarks lists how far the materializer has applied each topic partition.

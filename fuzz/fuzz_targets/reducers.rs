@@ -25,12 +25,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let action = Action {
         id: ActionId::parse("6f1c9a52-7d4e-4a8b-9c0d-2e5f6a7b8c9d", "action_id").expect("id"),
-        key: WorkflowKey::parse("fuzz-1").expect("key"),
+        key: WorkflowKey::parse(&Namespace::default(), "fuzz-1").expect("key"),
         workflow_type: TypeName::parse("fuzz", "workflow_type").expect("type"),
         action_type,
         payload,
         correlation_id: "fuzz".to_owned(),
-        namespace: Namespace::parse_or_default("").expect("namespace"),
     };
     let reducers: [&dyn Reducer; 3] = [&MergeReducer, &JsonPatchReducer, &FsmReducer::default_machine()];
     for reducer in reducers {

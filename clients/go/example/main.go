@@ -1,5 +1,5 @@
-// Example: apply an action, repeat it, read the state, lose a compare-and-set race and watch
-// a commit arrive on a subscription.
+// Example: apply an action, repeat it, read the state, lose a compare-and-set race, watch
+// a commit arrive on a subscription and keep one key apart in two namespaces.
 //
 //	go run ./example -addr localhost:50051
 //	go run ./example -addr reducer.internal:50051 -tls -ca-file ca.pem -token "$TOKEN"
@@ -14,6 +14,9 @@ import (
 	"log"
 	"os"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	purereducer "purereducer.dev/clients/go"
 	pb "purereducer.dev/clients/go/gen/purereducer/v1"
@@ -93,6 +96,26 @@ func main() {
 			break
 		}
 	}
+
+	// A workflow is (namespace, key): the same key in two namespaces is two workflows, and
+	// the default namespace has neither.
+	tenantKey := *key + "-tenant"
+	for _, ns := range []string{"tenant-a", "tenant-b"} {
+		done, err := client.HandleAction(ctx, purereducer.Action{WorkflowKey: tenantKey, WorkflowType: "merge",
+			ActionType: "set", Payload: map[string]interface{}{"owner": ns}, Namespace: ns})
+		check(err)
+		expect(done.Status == pb.ActionStatus_ACTION_STATUS_COMMITTED && done.Version == 1,
+			"the first action in each namespace commits version 1")
+	}
+	for _, ns := range []string{"tenant-a", "tenant-b"} {
+		got, err := client.GetState(ctx, tenantKey, purereducer.InNamespace(ns))
+		check(err)
+		fmt.Printf("get-state in %s: version %d state %v\n", ns, got.Version, got.State.AsMap())
+		expect(got.Version == 1 && got.State.AsMap()["owner"] == ns && got.Namespace == ns,
+			"each namespace sees its own state at version 1")
+	}
+	_, err = client.GetState(ctx, tenantKey)
+	expect(status.Code(err) == codes.NotFound, "the default namespace does not see the tenants' workflow")
 }
 
 func check(err error) {

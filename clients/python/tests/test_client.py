@@ -57,6 +57,21 @@ def test_get_state_of_unknown_key_is_not_found(client):
     assert err.value.code == grpc.StatusCode.NOT_FOUND
 
 
+def test_same_key_in_two_namespaces_is_two_workflows(client):
+    k = key("tenant")
+    for ns in ("tenant-a", "tenant-b"):
+        done = client.handle_action(k, "merge", "set", {"owner": ns}, namespace=ns)
+        assert (done.status, done.version) == (Status.COMMITTED, 1)
+
+    for ns in ("tenant-a", "tenant-b"):
+        got = client.get_state(k, namespace=ns)
+        assert (got.version, got.state, got.namespace) == (1, {"owner": ns}, ns)
+
+    with pytest.raises(PureReducerError) as err:
+        client.get_state(k)  # the "default" namespace holds no such workflow
+    assert err.value.code == grpc.StatusCode.NOT_FOUND
+
+
 def test_try_commit_conflict_reports_current_version(client):
     k = key("cas")
     assert client.try_commit(k, 0, {"v": 1}, workflow_type="merge").version == 1

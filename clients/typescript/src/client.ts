@@ -57,6 +57,8 @@ export interface ProcessedAction {
   version: number;
   status: Status;
   expiresAt?: Date;
+  /** The workflow's namespace ("default" when the request left it empty). */
+  namespace: string;
 }
 
 export interface Completion {
@@ -67,6 +69,8 @@ export interface Completion {
   version: number;
   resultHash: string;
   rejectionReason: string;
+  /** The namespace the action was published in. */
+  namespace: string;
 }
 
 /** One published event and its generated message. */
@@ -189,9 +193,10 @@ export class Client {
     };
   }
 
-  /** The current state; rejects with ConnectError(Code.NotFound) for an unknown key. */
-  async getState(workflowKey: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<WorkflowState> {
-    const r = await this.store.getState({ workflowKey }, { timeoutMs });
+  /** The current state; rejects with ConnectError(Code.NotFound) for an unknown key. A workflow
+   * is (namespace, workflowKey); an empty namespace is "default". */
+  async getState(workflowKey: string, timeoutMs = DEFAULT_TIMEOUT_MS, namespace = ""): Promise<WorkflowState> {
+    const r = await this.store.getState({ workflowKey, namespace }, { timeoutMs });
     return {
       workflowKey: r.workflowKey,
       version: Number(r.version),
@@ -224,8 +229,9 @@ export class Client {
     workflowKey: string,
     actionId: string,
     timeoutMs = DEFAULT_TIMEOUT_MS,
+    namespace = "",
   ): Promise<{ shouldProcess: boolean; previous?: ProcessedAction }> {
-    const r = await this.dedup.shouldProcess({ workflowKey, actionId }, { timeoutMs });
+    const r = await this.dedup.shouldProcess({ workflowKey, actionId, namespace }, { timeoutMs });
     return { shouldProcess: r.shouldProcess, previous: r.previous && processed(r.previous) };
   }
 
@@ -236,6 +242,7 @@ export class Client {
     resultHash: string;
     version: number;
     ttlSeconds?: number;
+    namespace?: string;
   }): Promise<boolean> {
     const r = await this.dedup.recordProcessed(
       { ...input, version: BigInt(input.version) },
@@ -260,11 +267,15 @@ export class Client {
   /** The outcome of a published action; rejects with Code.DeadlineExceeded when it does not
    * finish within timeoutMs (the server's default when 0). With several actions under one
    * correlation id, actionId picks one; without it the first to complete answers, and the
-   * result names its action. */
-  async waitForCompletion(correlationId: string, timeoutMs = 0, actionId = ""): Promise<Completion> {
+   * result names its action. The completion is only found in the namespace the action was
+   * published in. */
+  async waitForCompletion(correlationId: string, timeoutMs = 0, actionId = "", namespace = ""): Promise<Completion> {
     // The server enforces timeoutMs; our deadline only guards against a lost server.
     const deadline = (timeoutMs || 60_000) + 5_000;
-    const r = await this.bus.waitForCompletion({ correlationId, timeoutMs, actionId }, { timeoutMs: deadline });
+    const r = await this.bus.waitForCompletion(
+      { correlationId, timeoutMs, actionId, namespace },
+      { timeoutMs: deadline },
+    );
     return {
       correlationId: r.correlationId,
       actionId: r.actionId,
@@ -273,6 +284,7 @@ export class Client {
       version: Number(r.version),
       resultHash: r.resultHash,
       rejectionReason: r.rejectionReason,
+      namespace: r.namespace,
     };
   }
 
@@ -292,9 +304,9 @@ export class Client {
   }
 
   /** The projection, after waiting up to maxWaitMs for it to reach minVersion. */
-  async getProjection(workflowKey: string, minVersion = 0, maxWaitMs = 0): Promise<Projection> {
+  async getProjection(workflowKey: string, minVersion = 0, maxWaitMs = 0, namespace = ""): Promise<Projection> {
     const r = await this.projection.getProjection(
-      { workflowKey, minVersion: BigInt(minVersion), maxWaitMs },
+      { workflowKey, minVersion: BigInt(minVersion), maxWaitMs, namespace },
       { timeoutMs: maxWaitMs + DEFAULT_TIMEOUT_MS },
     );
     const p = r.projection;
@@ -392,5 +404,6 @@ function processed(p: ProcessedActionPb): ProcessedAction {
     version: Number(p.version),
     status: status(p.status),
     expiresAt: date(p.expiresAt),
+    namespace: p.namespace,
   };
 }

@@ -71,6 +71,23 @@ describe("client against reducerd", () => {
     await rejectsWith(client.getState(key("missing")), Code.NotFound);
   });
 
+  test("the same key in two namespaces is two workflows", async () => {
+    const workflowKey = key("tenant");
+    for (const namespace of ["tenant-a", "tenant-b"]) {
+      const done = await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { owner: namespace }, namespace });
+      assert.equal(done.status, "COMMITTED");
+      assert.equal(done.version, 1);
+    }
+    for (const namespace of ["tenant-a", "tenant-b"]) {
+      const got = await client.getState(workflowKey, undefined, namespace);
+      assert.equal(got.version, 1);
+      assert.deepEqual(got.state, { owner: namespace });
+      assert.equal(got.namespace, namespace);
+    }
+    // The "default" namespace holds no such workflow.
+    await rejectsWith(client.getState(workflowKey), Code.NotFound);
+  });
+
   test("tryCommit with a stale version reports the conflict and the current version", async () => {
     const workflowKey = key("cas");
     assert.deepEqual(await client.tryCommit({ workflowKey, expectedVersion: 0, state: { v: 1 }, workflowType: "merge" }), {

@@ -13,6 +13,8 @@ use serde_json::json;
 
 #[path = "conformance/batches.rs"]
 mod batches;
+#[path = "conformance/migration.rs"]
+mod migration;
 use batches::*;
 #[path = "conformance/queue.rs"]
 mod queue;

@@ -137,10 +137,14 @@ class Client:
 
     # --- CanonicalStoreService --------------------------------------------------------
 
-    def get_state(self, workflow_key: str, timeout: float = 10.0) -> WorkflowState:
-        """The current state; raises PureReducerError(NOT_FOUND) for an unknown key."""
+    def get_state(self, workflow_key: str, timeout: float = 10.0,
+                  namespace: str = "") -> WorkflowState:
+        """The current state; raises PureReducerError(NOT_FOUND) for an unknown key. A
+        workflow is (namespace, workflow_key); an empty namespace is "default"."""
         reply = self._call(self._store.GetState,
-                           canonical_store_pb2.GetStateRequest(workflow_key=workflow_key), timeout)
+                           canonical_store_pb2.GetStateRequest(workflow_key=workflow_key,
+                                                               namespace=namespace),
+                           timeout)
         return WorkflowState(
             workflow_key=reply.workflow_key,
             version=reply.version,
@@ -176,10 +180,12 @@ class Client:
 
     # --- ActionDedupService -----------------------------------------------------------
 
-    def should_process(self, workflow_key: str, action_id: str, timeout: float = 10.0) -> DedupCheck:
+    def should_process(self, workflow_key: str, action_id: str, timeout: float = 10.0,
+                       namespace: str = "") -> DedupCheck:
         reply = self._call(
             self._dedup.ShouldProcess,
-            action_dedup_pb2.ShouldProcessRequest(workflow_key=workflow_key, action_id=action_id),
+            action_dedup_pb2.ShouldProcessRequest(workflow_key=workflow_key, action_id=action_id,
+                                                  namespace=namespace),
             timeout,
         )
         previous = _processed(reply.previous) if reply.HasField("previous") else None
@@ -193,13 +199,14 @@ class Client:
         version: int,
         ttl_seconds: int = 0,
         timeout: float = 10.0,
+        namespace: str = "",
     ) -> bool:
         """Records an action id; False when a record already existed (it is kept)."""
         reply = self._call(
             self._dedup.RecordProcessed,
             action_dedup_pb2.RecordProcessedRequest(
                 workflow_key=workflow_key, action_id=action_id, result_hash=result_hash,
-                version=version, ttl_seconds=ttl_seconds),
+                version=version, ttl_seconds=ttl_seconds, namespace=namespace),
             timeout,
         )
         return reply.recorded
@@ -233,18 +240,21 @@ class Client:
         return Published(correlation_id=reply.correlation_id, action_id=reply.action_id)
 
     def wait_for_completion(self, correlation_id: str, timeout_ms: int = 0,
-                            action_id: Optional[str] = None) -> Completion:
+                            action_id: Optional[str] = None,
+                            namespace: str = "") -> Completion:
         """The outcome of a published action; raises PureReducerError(DEADLINE_EXCEEDED)
         when it does not finish within timeout_ms (the server's default when 0). With
         several actions under one correlation id, action_id picks one (Published.action_id);
-        without it the first to complete answers, and the result names its action."""
+        without it the first to complete answers, and the result names its action. The
+        completion is only found in the namespace the action was published in."""
         # The server enforces timeout_ms; our own deadline only guards against a lost server.
         deadline = (timeout_ms / 1000 if timeout_ms else 60.0) + 5.0
         reply = self._call(
             self._bus.WaitForCompletion,
             event_bus_pb2.WaitForCompletionRequest(correlation_id=correlation_id,
                                                   timeout_ms=timeout_ms,
-                                                  action_id=action_id or ""),
+                                                  action_id=action_id or "",
+                                                  namespace=namespace),
             deadline,
         )
         return Completion(
@@ -255,6 +265,7 @@ class Client:
             version=reply.version,
             result_hash=reply.result_hash,
             rejection_reason=reply.rejection_reason,
+            namespace=reply.namespace,
         )
 
     def subscribe(
@@ -278,12 +289,13 @@ class Client:
 
     # --- ProjectionService ------------------------------------------------------------
 
-    def get_projection(self, workflow_key: str, min_version: int = 0, max_wait_ms: int = 0) -> Projection:
+    def get_projection(self, workflow_key: str, min_version: int = 0, max_wait_ms: int = 0,
+                       namespace: str = "") -> Projection:
         """The projection, after waiting up to max_wait_ms for it to reach min_version."""
         reply = self._call(
             self._projection.GetProjection,
             projection_pb2.GetProjectionRequest(workflow_key=workflow_key, min_version=min_version,
-                                                max_wait_ms=max_wait_ms),
+                                                max_wait_ms=max_wait_ms, namespace=namespace),
             max_wait_ms / 1000 + 10.0,
         )
         p = reply.projection
@@ -380,6 +392,7 @@ def _processed(p) -> ProcessedAction:
         version=p.version,
         status=_status(p.status),
         expires_at=_time(p, "expires_at"),
+        namespace=p.namespace,
     )
 
 

@@ -74,6 +74,8 @@ class ProcessedAction:
     version: int
     status: Status
     expires_at: Optional[datetime]
+    # The workflow's namespace ("default" when the request left it empty).
+    namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Completion:
     version: int
     result_hash: str
     rejection_reason: str
+    # The namespace the action was published in.
+    namespace: str = ""
 
 
 @dataclass(frozen=True)
