@@ -10,6 +10,17 @@ use sqlx::Connection;
 /// The first migration that makes the namespace part of the key.
 const NAMESPACES: i64 = 20261202000004;
 
+/// The migrations of `all` that ran before namespaces became part of the key.
+fn before_namespaces(all: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    let older = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < NAMESPACES)
+        .cloned()
+        .collect();
+    sqlx::migrate::Migrator::with_migrations(older)
+}
+
 /// Rows as the older schema held them: a workflow of namespace `tenant-x`, its dedup record,
 /// an unpublished event, a queued action, a completion and a projection row.
 fn legacy_rows(now: &str, action: &str) -> Vec<String> {
@@ -84,15 +95,8 @@ async fn postgres_rows_from_before_namespaced_keys_keep_their_namespace() {
     let url = purereducer_storage::testing::fresh_postgres_url()
         .await
         .expect("postgres test database");
-    let all = sqlx::migrate!("../../migrations/postgres");
-    let older: Vec<_> = all
-        .migrations
-        .iter()
-        .filter(|m| m.version < NAMESPACES)
-        .cloned()
-        .collect();
     let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-    sqlx::migrate::Migrator::with_migrations(older)
+    before_namespaces(sqlx::migrate!("../../migrations/postgres"))
         .run(&mut conn)
         .await
         .expect("older schema");
@@ -120,15 +124,8 @@ async fn postgres_rows_from_before_namespaced_keys_keep_their_namespace() {
 async fn sqlite_rows_from_before_namespaced_keys_keep_their_namespace() {
     let path = std::env::temp_dir().join(format!("prt_{}.db", uuid::Uuid::new_v4().simple()));
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let all = sqlx::migrate!("../../migrations/sqlite");
-    let older: Vec<_> = all
-        .migrations
-        .iter()
-        .filter(|m| m.version < NAMESPACES)
-        .cloned()
-        .collect();
     let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-    sqlx::migrate::Migrator::with_migrations(older)
+    before_namespaces(sqlx::migrate!("../../migrations/sqlite"))
         .run(&mut conn)
         .await
         .expect("older schema");
