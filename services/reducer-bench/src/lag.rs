@@ -51,6 +51,7 @@ async fn subscribe(client: &mut EventBusServiceClient<Channel>) -> Result<Stream
             workflow_types: vec!["merge".to_owned()],
             ..Default::default()
         }),
+        ..Default::default()
     };
     Ok(client.subscribe(request).await?.into_inner())
 }

@@ -61,6 +61,12 @@ pub enum Command {
         #[arg(long, value_name = "NS", default_value = "")]
         namespace: String,
     },
+    /// Show what happened to a workflow: each committed version with what it changed, and
+    /// each refusal and give-up (CanonicalStoreService.GetHistory).
+    History(HistoryArgs),
+    /// List workflows of a namespace, filtered by type, key prefix or status
+    /// (CanonicalStoreService.ListWorkflows).
+    List(ListArgs),
     /// Apply an action exactly once (ReducerService.HandleAction); retried on UNAVAILABLE
     /// with the same action id, which is safe because the server deduplicates it.
     HandleAction(ActionArgs),
@@ -197,6 +203,10 @@ pub struct SubscribeArgs {
     /// Stop after this many events.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+    /// Replay the `--key` workflows' events from this version (from history) before
+    /// following live ones.
+    #[arg(long, value_name = "VERSION", default_value_t = 0)]
+    pub from_version: u64,
 }
 
 #[cfg(test)]
@@ -231,4 +241,43 @@ mod tests {
         assert_eq!(args.workflow_keys, ["a", "b"]);
         assert_eq!(args.limit, Some(2));
     }
+}
+
+/// Arguments of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The workflow key.
+    pub workflow_key: String,
+    /// The workflow's namespace; `default` when not given.
+    #[arg(long, value_name = "NS", default_value = "")]
+    pub namespace: String,
+    /// Start at this version (0: the oldest kept, or with `--reverse` the latest).
+    #[arg(long, value_name = "VERSION", default_value_t = 0)]
+    pub from_version: u64,
+    /// Newest first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// At most this many entries.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The namespace to list; `default` when not given.
+    #[arg(long, value_name = "NS", default_value = "")]
+    pub namespace: String,
+    /// Only workflows of this type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "")]
+    pub workflow_type: String,
+    /// Only workflow keys starting with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Only workflows whose state's `status` is this (an fsm's state).
+    #[arg(long, default_value = "")]
+    pub status: String,
+    /// At most this many workflows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
 }

@@ -55,6 +55,16 @@ impl Printer {
         Self { json }
     }
 
+    /// Whether answers print as JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A line of text for a person; nothing under `--json`.
+    pub fn text(&self, text: &str) -> std::io::Result<()> {
+        if self.json { Ok(()) } else { emit(text) }
+    }
+
     /// One answer: a JSON line, or one `name  value` line per field.
     pub fn record(&self, record: &Record) -> std::io::Result<()> {
         if self.json {

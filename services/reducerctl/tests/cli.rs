@@ -381,3 +381,54 @@ fn bad_input_names_the_field_and_exits_2() {
         "nothing was stored: {missing:#?}"
     );
 }
+
+#[test]
+fn history_shows_each_version_with_what_it_changed_and_list_finds_workflows() {
+    let server = Server::start();
+    server
+        .ctl(&merge_action("order-h", r#"{"status":"open","total":1}"#))
+        .success();
+    server.ctl(&merge_action("order-h", r#"{"status":"paid"}"#)).success();
+    server.ctl(&merge_action("other-h", r#"{"status":"open"}"#)).success();
+
+    let human = server.ctl(&["history", "order-h"]).success();
+    let lines: Vec<&str> = human.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("v1 status=COMMITTED action_type=set"),
+        "{human:#?}"
+    );
+    assert_eq!(
+        lines[1..3],
+        ["    + $.status = \"open\"", "    + $.total = 1"],
+        "{human:#?}"
+    );
+    assert!(lines[3].starts_with("v2 status=COMMITTED"), "{human:#?}");
+    assert_eq!(lines[4], "    ~ $.status: \"open\" -> \"paid\"", "{human:#?}");
+    assert_eq!(lines.len(), 5, "{human:#?}");
+
+    let newest = server
+        .ctl(&["--json", "history", "order-h", "--reverse", "--limit", "1"])
+        .success()
+        .json();
+    assert_eq!(newest["version"], "v2");
+    assert_eq!(newest["state"], json!({"status": "paid", "total": 1}));
+    assert_eq!(
+        newest["changes"],
+        json!([{"path": "$.status", "before": "open", "after": "paid"}]),
+        "the diff is against the version before, even when only the newest is shown"
+    );
+
+    let listed = server.ctl(&["--json", "list", "--prefix", "order-"]).success().json();
+    let keys: Vec<&str> = listed["workflows"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|w| w["workflow_key"].as_str())
+        .collect();
+    assert_eq!(keys, ["order-h"]);
+    let open = server.ctl(&["list", "--status", "open"]).success();
+    assert!(
+        open.stdout.contains("other-h") && !open.stdout.contains("order-h"),
+        "{open:#?}"
+    );
+}

@@ -71,6 +71,8 @@ pub struct Config {
     pub dedup: DedupConfig,
     /// How long published outbox rows and completions are kept.
     pub retention: RetentionConfig,
+    /// How much of each workflow's history is kept.
+    pub history: HistoryConfig,
     /// Kafka connection and topics (empty brokers: events stay in process).
     pub kafka: KafkaConfig,
     /// Projection materializer tuning.
@@ -555,8 +557,10 @@ pub struct Validated {
     pub workflow_types: WorkflowTypes,
 }
 
+mod history;
 mod kafka;
 #[cfg(test)]
 mod tests;
 
+pub use history::{HistoryConfig, HistoryRetentionConfig};
 pub use kafka::KafkaConfig;

@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use prost::Message;
 use purereducer_api::v1;
-use purereducer_core::{Action, Intent, JsonObject, Version};
-use purereducer_storage::OutboxEvent;
+use purereducer_core::{Action, ActionStatus, Intent, JsonObject, Version};
+use purereducer_storage::{HistoryEntry, OutboxEvent};
 
 use crate::convert::{intents_to_proto, json_to_struct};
 
@@ -135,6 +135,28 @@ pub fn gave_up_event(action: &Action, attempts: u32, last_seen: Version) -> Outb
         event_type::REDUCER_GAVE_UP,
         v1::event::Kind::ReducerGaveUp(gave_up),
     )
+}
+
+/// The history entry of an action that gave up after `attempts` conflicts.
+pub fn gave_up_history(action: &Action, attempts: u32, last_seen: Version) -> HistoryEntry {
+    HistoryEntry {
+        namespace: action.namespace().to_string(),
+        workflow_key: action.key.to_string(),
+        version: last_seen,
+        workflow_type: action.workflow_type.to_string(),
+        action_id: action.id.to_string(),
+        action_type: action.action_type.to_string(),
+        correlation_id: action.correlation_id.clone(),
+        status: ActionStatus::GaveUp,
+        state: None,
+        payload: Some(action.payload.clone()),
+        intents: Vec::new(),
+        reason: Some(format!(
+            "gave up after {attempts} attempts lost to concurrent commits; it last saw version {last_seen}"
+        )),
+        result_hash: purereducer_core::outcome::result_hash(ActionStatus::GaveUp, last_seen, None, &[], None),
+        actor: "reducer-service".to_owned(),
+    }
 }
 
 fn outbox(context: &CommitContext<'_>, version: Version, event_type: &str, kind: v1::event::Kind) -> OutboxEvent {

@@ -226,6 +226,7 @@ pub async fn serve(
         tokio::spawn(maintenance::run_retention(
             app.store.clone(),
             app.config.retention.clone(),
+            app.config.history.retention.bounds(),
             stop_rx.clone(),
         ))
     });

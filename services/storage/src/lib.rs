@@ -13,6 +13,7 @@
 pub mod error;
 pub mod model;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,8 +28,9 @@ use purereducer_core::{ActionId, Namespace, WorkflowKey};
 pub use crate::error::StorageError;
 pub use crate::model::{
     ActionClaim, ApplyStats, ClaimFinish, ClaimedAction, CommitRequest, CommitRequestSummary, CommitResult, Completion,
-    DeadLetter, NewRecord, OutboxEvent, PendingEvent, ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction,
-    RecordResult, Snapshot, StateWrite, StoredProjection, StoredState, StoredWatermark, channels,
+    DeadLetter, HistoryEntry, HistoryPage, HistoryRecord, HistoryRetention, NewRecord, OutboxEvent, PendingEvent,
+    ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction, RecordResult, Replayed, Snapshot, StateWrite,
+    StoredDeadLetter, StoredProjection, StoredState, StoredWatermark, WorkflowFilter, WorkflowSummary, channels,
 };
 
 /// Result of a storage call.
@@ -89,8 +91,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// clock. Returns how many of each were deleted. Unpublished rows are never deleted.
     async fn prune(&self, outbox: Duration, completions: Duration, limit: u32) -> StorageResult<(u64, u64)>;
 
-    /// Appends events to the outbox on their own (for outcomes that commit no state).
-    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()>;
+    /// Appends events to the outbox and entries to the history, in one transaction (for
+    /// outcomes that commit no state).
+    async fn append_events(&self, events: Vec<OutboxEvent>, history: Vec<HistoryEntry>) -> StorageResult<()>;
+
+    /// A page of a workflow's history, in (version, seq) order or its reverse.
+    async fn history(&self, key: &WorkflowKey, page: HistoryPage) -> StorageResult<Vec<HistoryRecord>>;
+
+    /// Workflows matching `filter`, in key order.
+    async fn list_workflows(&self, filter: &WorkflowFilter) -> StorageResult<Vec<WorkflowSummary>>;
+
+    /// Deletes, at most `limit` at a time, history entries beyond `retention`: older than its
+    /// age by the database clock, or more than its count of versions below their workflow's
+    /// current version. Returns how many were deleted.
+    async fn prune_history(&self, retention: HistoryRetention, limit: u32) -> StorageResult<u64>;
 
     /// Unpublished outbox events, oldest first.
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>>;
@@ -147,7 +161,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn record_dead_letters(&self, letters: &[DeadLetter]) -> StorageResult<()>;
 
     /// The most recent dead letters, newest first.
-    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<DeadLetter>>;
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<StoredDeadLetter>>;
+
+    /// One dead letter by id.
+    async fn dead_letter(&self, id: i64) -> StorageResult<Option<StoredDeadLetter>>;
+
+    /// Writes `row` (the projection row of dead letter `id`'s event) unless the projection is
+    /// already at its version or newer, and marks the letter replayed, in one transaction.
+    async fn replay_dead_letter(&self, id: i64, row: &ProjectionRow) -> StorageResult<Replayed>;
+
+    /// The unexpired dedup records of a workflow, most recent first.
+    async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<ProcessedRecord>>;
+
+    /// The newest history entry of `action_id` on a workflow.
+    async fn history_of_action(&self, key: &WorkflowKey, action_id: &str) -> StorageResult<Option<HistoryRecord>>;
+
+    /// The most recent give-ups across every workflow (of `namespace` when given), newest
+    /// first, leaving out actions that were applied since.
+    async fn recent_gave_up(&self, namespace: Option<&Namespace>, limit: u32) -> StorageResult<Vec<HistoryRecord>>;
 
     /// Durably queues actions, in the given order behind the earlier actions of their keys;
     /// returns once they are committed.

@@ -114,6 +114,8 @@ pub struct CommitRequest {
     pub records: Vec<NewRecord>,
     /// Outbox events, in publishing order.
     pub events: Vec<OutboxEvent>,
+    /// History entries of the workflow, in version order.
+    pub history: Vec<HistoryEntry>,
 }
 
 /// The shape of a commit request, for tests and logs: what it expected and the outcome of
@@ -405,4 +407,149 @@ pub mod channels {
     /// Not a database channel: the listener reconnected and notifications may have been
     /// missed, so every waiter should look again.
     pub const RESYNC: &str = "";
+}
+
+/// One entry of a workflow's history: a committed version, a refusal or a give-up, written
+/// in the transaction that decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The workflow's namespace.
+    pub namespace: String,
+    /// The workflow.
+    pub workflow_key: String,
+    /// The version committed, or the version seen by a refusal or give-up.
+    pub version: Version,
+    /// The workflow's type.
+    pub workflow_type: String,
+    /// The action (empty for a direct commit without one).
+    pub action_id: String,
+    /// The action type (`TryCommit` for direct commits).
+    pub action_type: String,
+    /// The correlation id the action carried.
+    pub correlation_id: String,
+    /// How it ended: committed, rejected or gave up.
+    pub status: ActionStatus,
+    /// The state it committed (`None` for refusals and give-ups).
+    pub state: Option<JsonObject>,
+    /// The action's payload (`None` for direct commits).
+    pub payload: Option<JsonObject>,
+    /// Side effects it requested.
+    pub intents: Vec<Intent>,
+    /// Why it was refused or gave up.
+    pub reason: Option<String>,
+    /// Hash of the outcome, as the caller received it.
+    pub result_hash: String,
+    /// Who made the change (`reducer-service`, or TryCommit's actor).
+    pub actor: String,
+}
+
+/// A stored history entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRecord {
+    /// Position in the history table: orders the entries of one version (a commit and the
+    /// refusals seen at it).
+    pub seq: i64,
+    /// The entry.
+    pub entry: HistoryEntry,
+    /// When it was written, unix milliseconds by the database clock.
+    pub recorded_at_ms: i64,
+}
+
+/// Which page of a workflow's history to read: entries strictly after (or, reversed, before)
+/// `after` in (version, seq) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The exclusive bound, as (version, seq).
+    pub after: (i64, i64),
+    /// Newest first instead of oldest first.
+    pub reverse: bool,
+    /// At most this many entries.
+    pub limit: u32,
+}
+
+impl HistoryPage {
+    /// The first page starting at `from_version` (0: the start, or when reversed the latest).
+    pub fn starting_at(from_version: Version, reverse: bool, limit: u32) -> Self {
+        let from = i64::try_from(from_version.get()).unwrap_or(i64::MAX);
+        let after = match (reverse, from) {
+            (false, from) => (from, 0),
+            (true, 0) => (i64::MAX, i64::MAX),
+            (true, from) => (from, i64::MAX),
+        };
+        Self { after, reverse, limit }
+    }
+}
+
+/// How long history is kept; entries beyond either bound are pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HistoryRetention {
+    /// Keep entries of at most this many versions below each workflow's current one.
+    pub keep_versions: Option<u64>,
+    /// Keep entries at most this old.
+    pub max_age: Option<Duration>,
+}
+
+/// Which workflows [`crate::Store::list_workflows`] lists: those of `namespace` matching
+/// every filter given, in workflow key order (bytewise) after `after_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkflowFilter {
+    /// The namespace.
+    pub namespace: String,
+    /// Only this workflow type.
+    pub workflow_type: Option<String>,
+    /// Only keys starting with this.
+    pub key_prefix: Option<String>,
+    /// Only workflows last committed at or after this (unix milliseconds).
+    pub updated_after_ms: Option<i64>,
+    /// Only workflows last committed before this (unix milliseconds).
+    pub updated_before_ms: Option<i64>,
+    /// Only workflows whose state's `status` is this.
+    pub tag: Option<String>,
+    /// Keys strictly after this one (the last key of the previous page).
+    pub after_key: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// One listed workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowSummary {
+    /// The namespace.
+    pub namespace: String,
+    /// The workflow key.
+    pub workflow_key: String,
+    /// The workflow type.
+    pub workflow_type: String,
+    /// Current version.
+    pub version: Version,
+    /// Last commit, unix milliseconds.
+    pub updated_at_ms: i64,
+    /// The state's `status`, when it is a string.
+    pub tag: Option<String>,
+}
+
+/// A kept dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    /// Its id, for replaying it.
+    pub id: i64,
+    /// The letter.
+    pub letter: DeadLetter,
+    /// When it was kept, unix milliseconds.
+    pub created_at_ms: i64,
+    /// When an operator replayed it, if they did.
+    pub replayed_at_ms: Option<i64>,
+}
+
+/// What replaying a dead letter did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Its row was written to the projection.
+    Applied,
+    /// The projection already had this version or a newer one; the letter is marked replayed.
+    Superseded,
+    /// It had been replayed before; nothing was written.
+    AlreadyReplayed,
+    /// No dead letter has that id.
+    NotFound,
 }

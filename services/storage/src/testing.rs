@@ -249,8 +249,14 @@ impl Store for Instrumented {
     async fn cleanup_expired(&self) -> StorageResult<u64> {
         self.inner.cleanup_expired().await
     }
-    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
-        self.inner.append_events(events).await
+    async fn append_events(&self, events: Vec<OutboxEvent>, history: Vec<crate::HistoryEntry>) -> StorageResult<()> {
+        self.inner.append_events(events, history).await
+    }
+    async fn history(&self, key: &WorkflowKey, page: crate::HistoryPage) -> StorageResult<Vec<crate::HistoryRecord>> {
+        self.inner.history(key, page).await
+    }
+    async fn prune_history(&self, retention: crate::HistoryRetention, limit: u32) -> StorageResult<u64> {
+        self.inner.prune_history(retention, limit).await
     }
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
         self.inner.pending_events(limit).await
@@ -296,8 +302,34 @@ impl Store for Instrumented {
     async fn record_dead_letters(&self, letters: &[crate::DeadLetter]) -> StorageResult<()> {
         self.inner.record_dead_letters(letters).await
     }
-    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::StoredDeadLetter>> {
         self.inner.dead_letters(limit).await
+    }
+    async fn dead_letter(&self, id: i64) -> StorageResult<Option<crate::StoredDeadLetter>> {
+        self.inner.dead_letter(id).await
+    }
+    async fn replay_dead_letter(&self, id: i64, row: &crate::ProjectionRow) -> StorageResult<crate::Replayed> {
+        self.inner.replay_dead_letter(id, row).await
+    }
+    async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<crate::ProcessedRecord>> {
+        self.inner.processed_of(key, limit).await
+    }
+    async fn history_of_action(
+        &self,
+        key: &WorkflowKey,
+        action_id: &str,
+    ) -> StorageResult<Option<crate::HistoryRecord>> {
+        self.inner.history_of_action(key, action_id).await
+    }
+    async fn recent_gave_up(
+        &self,
+        namespace: Option<&Namespace>,
+        limit: u32,
+    ) -> StorageResult<Vec<crate::HistoryRecord>> {
+        self.inner.recent_gave_up(namespace, limit).await
+    }
+    async fn list_workflows(&self, filter: &crate::WorkflowFilter) -> StorageResult<Vec<crate::WorkflowSummary>> {
+        self.inner.list_workflows(filter).await
     }
     async fn enqueue_actions(&self, actions: &[crate::QueuedAction]) -> StorageResult<()> {
         self.inner.enqueue_actions(actions).await

@@ -13,6 +13,9 @@ use serde_json::json;
 
 #[path = "conformance/batches.rs"]
 mod batches;
+#[path = "conformance/history.rs"]
+mod history;
+use history::*;
 #[path = "conformance/migration.rs"]
 mod migration;
 use batches::*;
@@ -66,6 +69,9 @@ conformance!(
     an_unfinished_claim_gives_its_actions_back,
     retention_prunes_only_published_rows_and_old_completions,
     the_same_key_in_two_namespaces_is_two_workflows,
+    history_is_written_with_its_commit_and_paged_both_ways,
+    history_is_pruned_by_count_and_by_age,
+    workflows_are_listed_by_filter_in_key_order,
 );
 
 fn key(raw: &str) -> WorkflowKey {
@@ -123,6 +129,7 @@ async fn commit(store: &Arc<dyn Store>, k: &str, expected: u64, state: serde_jso
             write: Some(write(expected + 1, state)),
             records: Vec::new(),
             events: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .expect("commit")
@@ -184,6 +191,7 @@ async fn reused_action_id_is_refused_atomically(store: Arc<dyn Store>) {
         write: Some(write(1, json!({"n": 1}))),
         records: vec![record(id, 1, HOURS_6)],
         events: vec![event("wf", 1, "StateCommitted")],
+        history: Vec::new(),
     };
     assert_eq!(
         store.commit(first).await.expect("commit"),
@@ -197,6 +205,7 @@ async fn reused_action_id_is_refused_atomically(store: Arc<dyn Store>) {
         write: Some(write(2, json!({"n": 2}))),
         records: vec![record(id, 2, HOURS_6)],
         events: vec![event("wf", 2, "StateCommitted")],
+        history: Vec::new(),
     };
     match store.commit(again).await.expect("commit") {
         CommitResult::AlreadyProcessed(existing) => {
@@ -225,6 +234,7 @@ async fn snapshot_reads_state_and_record_together(store: Arc<dyn Store>) {
             write: Some(write(1, json!({"n": 1}))),
             records: vec![record(id, 1, HOURS_6)],
             events: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .expect("commit");
@@ -302,6 +312,7 @@ async fn outbox_events_commit_with_the_state_in_order(store: Arc<dyn Store>) {
                     event("wf", version + 1, "StateCommitted"),
                     event("wf", version + 1, "IntentEmitted"),
                 ],
+                history: Vec::new(),
             })
             .await
             .expect("commit");
@@ -320,6 +331,7 @@ async fn outbox_events_commit_with_the_state_in_order(store: Arc<dyn Store>) {
             write: Some(write(2, json!({}))),
             records: Vec::new(),
             events: vec![event("wf", 2, "StateCommitted")],
+            history: Vec::new(),
         })
         .await
         .expect("commit");
@@ -330,7 +342,7 @@ async fn outbox_events_commit_with_the_state_in_order(store: Arc<dyn Store>) {
         }
     );
     store
-        .append_events(vec![event("wf", 3, "ReducerGaveUp")])
+        .append_events(vec![event("wf", 3, "ReducerGaveUp")], Vec::new())
         .await
         .expect("append");
     let pending = store.pending_events(100).await.expect("outbox");
@@ -367,6 +379,7 @@ async fn version_only_commit_checks_without_writing(store: Arc<dyn Store>) {
             write: None,
             records: vec![rejected.clone()],
             events: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .expect("commit");
@@ -392,6 +405,7 @@ async fn version_only_commit_checks_without_writing(store: Arc<dyn Store>) {
             write: None,
             records: vec![stale.clone()],
             events: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .expect("commit");
@@ -426,6 +440,7 @@ async fn concurrent_compare_and_set_has_no_gaps(store: Arc<dyn Store>) {
                     write: Some(write(current + 1, json!({"last": writer}))),
                     records: vec![record(id, current + 1, HOURS_6)],
                     events: vec![event("hot", current + 1, "StateCommitted")],
+                    history: Vec::new(),
                 };
                 match store.commit(request).await.expect("commit") {
                     CommitResult::Committed { version } => return version.get(),
@@ -510,11 +525,14 @@ async fn completions_keep_the_first_outcome(store: Arc<dyn Store>) {
 
 async fn published_events_leave_the_pending_list(store: Arc<dyn Store>) {
     store
-        .append_events(vec![
-            event("wf", 1, "StateCommitted"),
-            event("wf", 2, "StateCommitted"),
-            event("wf", 3, "StateCommitted"),
-        ])
+        .append_events(
+            vec![
+                event("wf", 1, "StateCommitted"),
+                event("wf", 2, "StateCommitted"),
+                event("wf", 3, "StateCommitted"),
+            ],
+            Vec::new(),
+        )
         .await
         .expect("append");
     let pending = store.pending_events(10).await.expect("pending");

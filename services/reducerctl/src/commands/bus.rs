@@ -89,7 +89,13 @@ pub async fn subscribe(connection: &Connection, printer: &Printer, args: Subscri
     let deadline = connection.explicit_timeout();
     let client = EventBusServiceClient::new(connection.channel.clone());
     let mut seen = 0;
-    let request = connection.request(SubscribeRequest { filter: Some(filter) }, deadline);
+    let request = connection.request(
+        SubscribeRequest {
+            filter: Some(filter),
+            from_version: args.from_version,
+        },
+        deadline,
+    );
     let follow = follow(client, request, printer, args.limit, &mut seen);
     let ended = match deadline {
         Some(deadline) => tokio::time::timeout(deadline, follow).await,

@@ -4,6 +4,7 @@ mod action;
 mod bus;
 mod dedup;
 mod health;
+mod history;
 mod projection;
 mod state;
 
@@ -29,6 +30,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
             workflow_key,
             namespace,
         } => state::get_state(&connection, printer, workflow_key, namespace).await,
+        Command::History(args) => history::history(&connection, printer, args).await,
+        Command::List(args) => history::list(&connection, printer, args).await,
         Command::TryCommit(args) => state::try_commit(&connection, printer, args).await,
         Command::HandleAction(args) => action::handle_action(&connection, printer, args).await,
         Command::GetProjection(args) => projection::get_projection(&connection, printer, args).await,

@@ -24,7 +24,7 @@ use super::fold::{KeyWork, Pending, fold_key, labels_of, requeue};
 use super::job::{ActionJob, Job};
 use super::plan::{DirectOutcome, Held};
 use super::{EngineError, Shared};
-use crate::events::gave_up_event;
+use crate::events::{gave_up_event, gave_up_history};
 use crate::metrics::{elapsed_ms, metrics, workflow_labels};
 
 /// One key as its owner knows it.
@@ -442,7 +442,11 @@ impl Owner {
             .iter()
             .map(|job| gave_up_event(&job.action, attempts, job.last_seen))
             .collect();
-        if let Err(error) = self.shared.store.append_events(events).await {
+        let history = jobs
+            .iter()
+            .map(|job| gave_up_history(&job.action, attempts, job.last_seen))
+            .collect();
+        if let Err(error) = self.shared.store.append_events(events, history).await {
             // Nothing was counted or answered: a queued action tries again once the outage
             // is over (its next conflict gives up again, or it commits).
             let error = EngineError::from(error);

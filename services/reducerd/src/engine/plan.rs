@@ -10,7 +10,9 @@ use purereducer_core::outcome::result_hash;
 use purereducer_core::{
     Action, ActionStatus, JsonObject, Namespace, Outcome, Reduction, Rejection, TypeName, Version, WorkflowKey,
 };
-use purereducer_storage::{CommitRequest, NewRecord, OutboxEvent, ProcessedRecord, StateWrite, StoredState};
+use purereducer_storage::{
+    CommitRequest, HistoryEntry, NewRecord, OutboxEvent, ProcessedRecord, StateWrite, StoredState,
+};
 
 use super::EngineError;
 use crate::events::{CommitContext, commit_events};
@@ -178,6 +180,7 @@ pub struct Fold {
     write: Option<StateWrite>,
     records: Vec<NewRecord>,
     events: Vec<OutboxEvent>,
+    history: Vec<HistoryEntry>,
 }
 
 impl Fold {
@@ -192,6 +195,7 @@ impl Fold {
             write: None,
             records: Vec::new(),
             events: Vec::new(),
+            history: Vec::new(),
         }
     }
 
@@ -273,6 +277,22 @@ impl Fold {
                 None,
             ),
         };
+        self.history.push(HistoryEntry {
+            namespace: action.namespace().to_string(),
+            workflow_key: action.key.to_string(),
+            version: new_version,
+            workflow_type: action.workflow_type.to_string(),
+            action_id: action.id.to_string(),
+            action_type: action.action_type.to_string(),
+            correlation_id: action.correlation_id.clone(),
+            status,
+            state: (status == ActionStatus::Committed).then(|| new_state.clone()),
+            payload: Some(action.payload.clone()),
+            intents: intents.clone(),
+            reason: reason.clone(),
+            result_hash: hash.clone(),
+            actor: "reducer-service".to_owned(),
+        });
         self.records.push(NewRecord {
             action_id: action.id,
             request_hash: fingerprint.to_owned(),
@@ -359,6 +379,22 @@ impl Fold {
             )]));
         }
         self.events.extend(events);
+        self.history.push(HistoryEntry {
+            namespace: namespace.to_string(),
+            workflow_key: commit.key.to_string(),
+            version,
+            workflow_type: workflow_type.to_string(),
+            action_id: provenance.action_id.clone(),
+            action_type: "TryCommit".to_owned(),
+            correlation_id: provenance.correlation_id.clone(),
+            status: ActionStatus::Committed,
+            state: Some(commit.state.clone()),
+            payload: None,
+            intents: Vec::new(),
+            reason: (!provenance.reason.is_empty()).then(|| provenance.reason.clone()),
+            result_hash: hash.clone(),
+            actor: provenance.actor.clone(),
+        });
         self.write = Some(StateWrite {
             state: commit.state.clone(),
             version,
@@ -384,7 +420,7 @@ impl Fold {
     /// The one commit of everything folded (`None` when nothing needs writing), and the
     /// state it leaves.
     pub fn finish(self) -> (Option<CommitRequest>, Held) {
-        if self.write.is_none() && self.records.is_empty() && self.events.is_empty() {
+        if self.write.is_none() && self.records.is_empty() && self.events.is_empty() && self.history.is_empty() {
             return (None, self.held);
         }
         let request = CommitRequest {
@@ -393,6 +429,7 @@ impl Fold {
             write: self.write,
             records: self.records,
             events: self.events,
+            history: self.history,
         };
         (Some(request), self.held)
     }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use purereducer_api::v1::canonical_store_service_server::CanonicalStoreService;
 use purereducer_api::v1::{
-    GetStateRequest, GetStateResponse, TryCommitRequest, TryCommitResponse, try_commit_response,
+    GetHistoryRequest, GetHistoryResponse, GetStateRequest, GetStateResponse, ListWorkflowsRequest,
+    ListWorkflowsResponse, TryCommitRequest, TryCommitResponse, try_commit_response,
 };
 use purereducer_core::{FieldError, Namespace, TypeName, Version, WorkflowKey};
 use tonic::{Request, Response, Status};
@@ -145,6 +146,25 @@ impl CanonicalStoreService for CanonicalStore {
             namespace: stored.namespace,
             updated_at: Some(timestamp_ms(stored.updated_at_ms)),
         }))
+    }
+
+    async fn get_history(&self, request: Request<GetHistoryRequest>) -> Result<Response<GetHistoryResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        let store = self.engine.store().as_ref();
+        Ok(Response::new(
+            super::history::get_history(store, &identity, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_workflows(
+        &self,
+        request: Request<ListWorkflowsRequest>,
+    ) -> Result<Response<ListWorkflowsResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        let store = self.engine.store().as_ref();
+        Ok(Response::new(
+            super::history::list_workflows(store, &identity, request.into_inner()).await?,
+        ))
     }
 
     async fn try_commit(&self, request: Request<TryCommitRequest>) -> Result<Response<TryCommitResponse>, Status> {

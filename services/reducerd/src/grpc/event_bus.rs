@@ -10,7 +10,7 @@ use purereducer_api::v1::{
     PublishActionRequest, PublishActionResponse, SubscribeRequest, SubscribeResponse, SubscriptionFilter,
     WaitForCompletionRequest, WaitForCompletionResponse,
 };
-use purereducer_core::{ActionId, FieldError, Namespace};
+use purereducer_core::{ActionId, FieldError, Namespace, WorkflowKey};
 use purereducer_storage::{Completion, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, watch};
@@ -209,7 +209,9 @@ impl EventBusService for EventBus {
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let identity = crate::auth::identity(&request);
-        let mut filter = request.into_inner().filter.unwrap_or_default();
+        let request = request.into_inner();
+        let from_version = request.from_version;
+        let mut filter = request.filter.unwrap_or_default();
         let mut errors = crate::convert::FieldErrors::default();
         for (name, list) in [
             ("filter.namespaces", &filter.namespaces),
@@ -224,6 +226,11 @@ impl EventBusService for EventBus {
             }
         }
         errors.finish().map_err(ApiError::from)?;
+        let replay_keys = replay_keys(&filter, from_version)?;
+        if let Some(key) = replay_keys.first() {
+            // A replay follows its own namespace's workflows only.
+            filter.namespaces = vec![key.namespace().to_string()];
+        }
         if let Some(granted) = identity.granted() {
             if filter.namespaces.is_empty() {
                 filter.namespaces = granted.iter().cloned().collect();
@@ -232,10 +239,28 @@ impl EventBusService for EventBus {
                 crate::auth::require_namespace(&identity, namespace)?;
             }
         }
+        // Live events are taken before history is read: nothing committed in between is lost.
         let mut events = self.hub.events();
         let mut draining = self.draining.clone();
         let (tx, rx) = mpsc::channel(256);
+        let store = self.engine.store().clone();
         tokio::spawn(async move {
+            let seen = if replay_keys.is_empty() {
+                super::replay::Seen::default()
+            } else {
+                let send = |event: purereducer_api::v1::Event| {
+                    let tx = tx.clone();
+                    async move { tx.send(Ok(SubscribeResponse { event: Some(event) })).await.is_ok() }
+                };
+                let from = purereducer_core::Version::new(from_version);
+                match super::replay::replay(store.as_ref(), &replay_keys, from, send).await {
+                    Ok(seen) => seen,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            };
             loop {
                 let received = tokio::select! {
                     received = events.recv() => received,
@@ -244,7 +269,7 @@ impl EventBusService for EventBus {
                     () = tx.closed() => return,
                 };
                 let item = match received {
-                    Ok(event) if matches(&filter, &event) => Ok(SubscribeResponse {
+                    Ok(event) if matches(&filter, &event) && !seen.covers(&event) => Ok(SubscribeResponse {
                         event: Some(event.event.clone()),
                     }),
                     Ok(_) => continue,
@@ -261,6 +286,29 @@ impl EventBusService for EventBus {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// The workflows whose history a subscription replays: none without `from_version`;
+/// otherwise every key of the filter, which must name them in at most one namespace.
+fn replay_keys(filter: &SubscriptionFilter, from_version: u64) -> Result<Vec<WorkflowKey>, Status> {
+    if from_version == 0 {
+        return Ok(Vec::new());
+    }
+    crate::convert::version_field(from_version, "from_version").map_err(ApiError::from)?;
+    if filter.workflow_keys.is_empty() || filter.namespaces.len() > 1 {
+        return Err(ApiError::from(FieldError::new(
+            "from_version",
+            "replays the workflows named in filter.workflow_keys, of at most one namespace in filter.namespaces; \
+             name them, or leave from_version 0 to follow live events only",
+        ))
+        .into());
+    }
+    let namespace = filter.namespaces.first().map_or("", String::as_str);
+    filter
+        .workflow_keys
+        .iter()
+        .map(|raw| crate::convert::namespaced_key(namespace, raw, "filter.workflow_keys").map_err(Status::from))
+        .collect()
 }
 
 fn matches(filter: &SubscriptionFilter, event: &PublishedEvent) -> bool {

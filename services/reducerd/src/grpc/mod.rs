@@ -3,8 +3,10 @@
 pub mod action_dedup;
 pub mod canonical_store;
 pub mod event_bus;
+pub mod history;
 pub mod projection;
 pub mod reducer;
+pub mod replay;
 
 use std::time::{Duration, UNIX_EPOCH};
 

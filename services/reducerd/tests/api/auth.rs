@@ -172,6 +172,7 @@ async fn every_rpc(server: &TestServer, token: Option<&str>, key: &str, namespac
                             namespaces: vec![namespace.into()],
                             ..Default::default()
                         }),
+                        ..Default::default()
                     },
                     token,
                 ))

@@ -268,7 +268,10 @@ async fn send(server: &TestServer, generator: &mut Gen) -> (&'static str, Code) 
                     ..Default::default()
                 }
             };
-            let request = SubscribeRequest { filter: Some(filter) };
+            let request = SubscribeRequest {
+                filter: Some(filter),
+                ..Default::default()
+            };
             ("Subscribe", code(server.event_bus().subscribe(request).await.map(drop)))
         }
         _ => {

@@ -46,7 +46,10 @@ async fn real_broker_carries_commits_queued_actions_and_subscriptions() {
     };
     let mut stream = server
         .event_bus()
-        .subscribe(SubscribeRequest { filter: Some(filter) })
+        .subscribe(SubscribeRequest {
+            filter: Some(filter),
+            ..Default::default()
+        })
         .await
         .expect("subscribe")
         .into_inner();

@@ -219,7 +219,7 @@ async fn refusals_and_repeats_inside_concurrent_folds_on_sqlite() {
 }
 
 /// Two servers (two engines, each with its own owners) on one database.
-async fn pair(
+pub(crate) async fn pair(
     backend: Backend,
     max_attempts: u32,
 ) -> (TestServer, TestServer, Arc<purereducer_storage::testing::Instrumented>) {

@@ -352,8 +352,23 @@ impl purereducer_storage::Store for CrashingStore {
     async fn append_events(
         &self,
         events: Vec<purereducer_storage::OutboxEvent>,
+        history: Vec<purereducer_storage::HistoryEntry>,
     ) -> purereducer_storage::StorageResult<()> {
-        self.inner.append_events(events).await
+        self.inner.append_events(events, history).await
+    }
+    async fn history(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        page: purereducer_storage::HistoryPage,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::HistoryRecord>> {
+        self.inner.history(key, page).await
+    }
+    async fn prune_history(
+        &self,
+        retention: purereducer_storage::HistoryRetention,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<u64> {
+        self.inner.prune_history(retention, limit).await
     }
     async fn pending_events(
         &self,
@@ -425,8 +440,48 @@ impl purereducer_storage::Store for CrashingStore {
     async fn dead_letters(
         &self,
         limit: u32,
-    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::DeadLetter>> {
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::StoredDeadLetter>> {
         self.inner.dead_letters(limit).await
+    }
+    async fn dead_letter(
+        &self,
+        id: i64,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::StoredDeadLetter>> {
+        self.inner.dead_letter(id).await
+    }
+    async fn replay_dead_letter(
+        &self,
+        id: i64,
+        row: &purereducer_storage::ProjectionRow,
+    ) -> purereducer_storage::StorageResult<purereducer_storage::Replayed> {
+        self.inner.replay_dead_letter(id, row).await
+    }
+    async fn processed_of(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::ProcessedRecord>> {
+        self.inner.processed_of(key, limit).await
+    }
+    async fn history_of_action(
+        &self,
+        key: &purereducer_core::WorkflowKey,
+        action_id: &str,
+    ) -> purereducer_storage::StorageResult<Option<purereducer_storage::HistoryRecord>> {
+        self.inner.history_of_action(key, action_id).await
+    }
+    async fn recent_gave_up(
+        &self,
+        namespace: Option<&purereducer_core::Namespace>,
+        limit: u32,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::HistoryRecord>> {
+        self.inner.recent_gave_up(namespace, limit).await
+    }
+    async fn list_workflows(
+        &self,
+        filter: &purereducer_storage::WorkflowFilter,
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::WorkflowSummary>> {
+        self.inner.list_workflows(filter).await
     }
     async fn enqueue_actions(
         &self,

@@ -12,6 +12,7 @@ mod dedup;
 mod engine;
 mod grpcurl;
 mod handle_action;
+mod history;
 mod jwt;
 mod kafka;
 mod kafka_tls;

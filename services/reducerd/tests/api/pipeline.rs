@@ -105,7 +105,10 @@ async fn subscribe_delivers_every_commit_of_a_filtered_key_in_order() {
     };
     let mut stream = server
         .event_bus()
-        .subscribe(SubscribeRequest { filter: Some(filter) })
+        .subscribe(SubscribeRequest {
+            filter: Some(filter),
+            ..Default::default()
+        })
         .await
         .expect("subscribe")
         .into_inner();

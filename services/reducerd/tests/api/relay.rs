@@ -210,7 +210,7 @@ async fn an_event_the_producer_refuses_is_dead_lettered_and_only_its_key_waits_f
     // key's next one.
     server
         .store
-        .append_events(vec![row(1, vec![b'x'; huge]), row(2, b"next".to_vec())])
+        .append_events(vec![row(1, vec![b'x'; huge]), row(2, b"next".to_vec())], Vec::new())
         .await
         .expect("outbox rows");
     for i in 0..10 {

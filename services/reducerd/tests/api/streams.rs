@@ -29,7 +29,10 @@ async fn open_and_cancel(channels: &[Channel], count: usize) {
             ..Default::default()
         };
         let stream = client
-            .subscribe(SubscribeRequest { filter: Some(filter) })
+            .subscribe(SubscribeRequest {
+                filter: Some(filter),
+                ..Default::default()
+            })
             .await
             .expect("subscribe")
             .into_inner();

@@ -43,7 +43,7 @@ async fn the_same_key_in_two_namespaces_is_two_workflows_each_tenant_sees_only_i
     let (server, _dir, _path) = secured().await;
     let mut bus = EventBusServiceClient::new(server.channel.clone());
     let mut stream = bus
-        .subscribe(with(SubscribeRequest { filter: None }, Some(READER_A)))
+        .subscribe(with(SubscribeRequest::default(), Some(READER_A)))
         .await
         .expect("subscribe")
         .into_inner();

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use purereducer_core::{ActionId, Version, WorkflowKey};
 use sqlx::{PgPool, Row};
 
+use super::history::{self, HistoryColumns};
 use super::{RECORD_COLUMNS, record_from_row, state_from_row, version_param};
 use crate::model::outcome_json;
 use crate::{CommitRequest, CommitResult, ProcessedRecord, StorageError, StorageResult, StoredState};
@@ -16,7 +17,7 @@ use crate::{CommitRequest, CommitResult, ProcessedRecord, StorageError, StorageR
 /// creation of new ones (`ins`), and the dedup records and outbox events of the requests that
 /// passed. Rows are visited in key order. The statement reports the passing keys and the
 /// recorded actions; a record that already existed is missing from the second list.
-const GROUP_COMMIT: &str = "\
+const GROUP_COMMIT_HEAD: &str = "\
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
         AS u(k, expected, v, s, t, n, p)
@@ -72,10 +73,17 @@ published AS (
      WHERE (e.ns, e.k) IN (SELECT namespace, workflow_key FROM passed)
      ORDER BY e.n
     RETURNING 1
+),
+history AS (
+    {HISTORY} RETURNING 1
 )
 SELECT namespace, workflow_key, NULL::uuid AS action_id FROM passed
 UNION ALL
 SELECT namespace, workflow_key, action_id FROM recorded";
+
+/// The group commit statement, with the history entries' insert (parameters 23 to 36).
+static GROUP_COMMIT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| GROUP_COMMIT_HEAD.replace("{HISTORY}", &history::insert_sql(23, Some("passed"))));
 
 /// The statement's parameters, column by column.
 #[derive(Default)]
@@ -102,6 +110,7 @@ struct Columns<'a> {
     payloads: Vec<&'a [u8]>,
     headers: Vec<String>,
     event_namespaces: Vec<&'a str>,
+    history: HistoryColumns<'a>,
 }
 
 impl<'a> Columns<'a> {
@@ -142,6 +151,9 @@ impl<'a> Columns<'a> {
                 c.headers.push(to_json(&event.headers)?);
                 c.event_namespaces.push(event.namespace.as_str());
             }
+            for entry in &request.history {
+                c.history.push(entry)?;
+            }
         }
         Ok(c)
     }
@@ -157,7 +169,7 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
     order.sort_by(|a, b| requests[*a].key.cmp(&requests[*b].key));
     let c = Columns::of(requests, &order)?;
     let mut tx = pool.begin().await?;
-    let rows: Vec<(String, String, Option<uuid::Uuid>)> = sqlx::query_as(GROUP_COMMIT)
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(GROUP_COMMIT.as_str()))
         .bind(&c.keys)
         .bind(&c.expected)
         .bind(&c.versions)
@@ -179,9 +191,8 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
         .bind(&c.payloads)
         .bind(&c.headers)
         .bind(&c.record_namespaces)
-        .bind(&c.event_namespaces)
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(&c.event_namespaces);
+    let rows: Vec<(String, String, Option<uuid::Uuid>)> = c.history.bind(query).fetch_all(&mut *tx).await?;
     let mut passed: HashSet<(String, String)> = HashSet::new();
     let mut recorded: HashSet<(String, String, uuid::Uuid)> = HashSet::new();
     for (namespace, key, action_id) in rows {

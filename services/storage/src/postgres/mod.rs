@@ -1,6 +1,9 @@
 //! The PostgreSQL store: the production backend.
 
+mod admin;
 mod commit;
+mod history;
+mod listing;
 mod pipeline;
 mod projection;
 mod queue;
@@ -17,9 +20,10 @@ use sqlx::{PgPool, Row};
 use crate::error::{StorageError, classify, is_unique_violation};
 use crate::model::{outcome_json, parse_outcome};
 use crate::{
-    ActionClaim, ApplyStats, CommitRequest, CommitResult, Completion, NewRecord, OutboxEvent, PendingEvent,
-    PoolOptions, ProcessedRecord, ProjectionUpdate, QueuedAction, RecordResult, Snapshot, StorageResult, Store,
-    StoredProjection, StoredState, StoredWatermark,
+    ActionClaim, ApplyStats, CommitRequest, CommitResult, Completion, HistoryEntry, HistoryPage, HistoryRecord,
+    HistoryRetention, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, ProjectionUpdate,
+    QueuedAction, RecordResult, Snapshot, StorageResult, Store, StoredProjection, StoredState, StoredWatermark,
+    WorkflowFilter, WorkflowSummary,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -34,6 +38,12 @@ const RECORD_COLUMNS: &str = "action_id, request_hash, result_hash, version, sta
      (extract(epoch FROM expires_at) * 1000)::bigint AS expires_at_ms";
 
 impl PgStore {
+    /// The plan PostgreSQL chooses to list the workflows `filter` selects, as text: for
+    /// checking that listings are served by indexes.
+    pub async fn explain_list_workflows(&self, filter: &crate::WorkflowFilter) -> StorageResult<String> {
+        listing::explain(&self.pool, filter).await
+    }
+
     /// Connects a pool to `url`.
     pub async fn connect(url: &str, pool: PoolOptions) -> StorageResult<Self> {
         let options: PgConnectOptions = url
@@ -201,11 +211,24 @@ impl Store for PgStore {
         Ok(done.rows_affected())
     }
 
-    async fn append_events(&self, events: Vec<OutboxEvent>) -> StorageResult<()> {
+    async fn append_events(&self, events: Vec<OutboxEvent>, entries: Vec<HistoryEntry>) -> StorageResult<()> {
         let mut tx = self.pool.begin().await?;
         insert_events(&mut tx, &events).await?;
+        history::insert(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn history(&self, key: &WorkflowKey, page: HistoryPage) -> StorageResult<Vec<HistoryRecord>> {
+        history::page(&self.pool, key, page).await
+    }
+
+    async fn list_workflows(&self, filter: &WorkflowFilter) -> StorageResult<Vec<WorkflowSummary>> {
+        listing::list(&self.pool, filter).await
+    }
+
+    async fn prune_history(&self, retention: HistoryRetention, limit: u32) -> StorageResult<u64> {
+        history::prune(&self.pool, retention, limit).await
     }
 
     async fn pending_events(&self, limit: u32) -> StorageResult<Vec<PendingEvent>> {
@@ -278,8 +301,28 @@ impl Store for PgStore {
         queue::record_dead_letters(&self.pool, letters).await
     }
 
-    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
-        queue::dead_letters(&self.pool, limit).await
+    async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::StoredDeadLetter>> {
+        admin::dead_letters(&self.pool, limit).await
+    }
+
+    async fn dead_letter(&self, id: i64) -> StorageResult<Option<crate::StoredDeadLetter>> {
+        admin::dead_letter(&self.pool, id).await
+    }
+
+    async fn replay_dead_letter(&self, id: i64, row: &crate::ProjectionRow) -> StorageResult<crate::Replayed> {
+        admin::replay(&self.pool, id, row).await
+    }
+
+    async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<ProcessedRecord>> {
+        admin::processed_of(&self.pool, key, limit).await
+    }
+
+    async fn history_of_action(&self, key: &WorkflowKey, action_id: &str) -> StorageResult<Option<HistoryRecord>> {
+        admin::history_of_action(&self.pool, key, action_id).await
+    }
+
+    async fn recent_gave_up(&self, namespace: Option<&Namespace>, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
+        admin::recent_gave_up(&self.pool, namespace, limit).await
     }
 
     async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {

@@ -216,26 +216,3 @@ pub(super) async fn record_dead_letters(pool: &PgPool, letters: &[crate::DeadLet
     }
     Ok(())
 }
-
-pub(super) async fn dead_letters(pool: &PgPool, limit: u32) -> StorageResult<Vec<crate::DeadLetter>> {
-    let rows = sqlx::query(
-        "SELECT source, namespace, workflow_key, version, event_type, payload, error FROM dead_letters \
-         ORDER BY id DESC LIMIT $1",
-    )
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(crate::DeadLetter {
-                source: row.try_get("source")?,
-                namespace: row.try_get("namespace")?,
-                workflow_key: row.try_get("workflow_key")?,
-                version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
-                event_type: row.try_get("event_type")?,
-                payload: row.try_get("payload")?,
-                error: row.try_get("error")?,
-            })
-        })
-        .collect()
-}

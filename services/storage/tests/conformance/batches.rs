@@ -13,6 +13,7 @@ pub(crate) async fn group_commit_checks_each_workflow_on_its_own(store: Arc<dyn 
         write: Some(write(writes, json!({ k: writes }))),
         records: vec![record(new_id(), writes, HOURS_6)],
         events: vec![event(k, writes, "StateCommitted")],
+        history: Vec::new(),
     };
     // Three versions of "a" folded into one request, a stale "b", a new "c", and a create of
     // a workflow that exists.
@@ -88,6 +89,7 @@ pub(crate) async fn group_commit_with_an_already_processed_action_writes_nothing
                 write: Some(write(2, json!({"a": 2}))),
                 records: vec![record(seen, 2, HOURS_6)],
                 events: vec![event("a", 2, "StateCommitted")],
+                history: Vec::new(),
             },
             CommitRequest {
                 key: key("fresh"),
@@ -95,6 +97,7 @@ pub(crate) async fn group_commit_with_an_already_processed_action_writes_nothing
                 write: Some(write(1, json!({"f": 1}))),
                 records: vec![record(new_id(), 1, HOURS_6)],
                 events: vec![event("fresh", 1, "StateCommitted")],
+                history: Vec::new(),
             },
         ])
         .await
@@ -153,7 +156,10 @@ pub(crate) async fn batched_reads_return_states_and_records_by_key(store: Arc<dy
 
 pub(crate) async fn projections_and_publication_marks_commit_together(store: Arc<dyn Store>) {
     store
-        .append_events(vec![event("wf", 1, "StateCommitted"), event("wf", 2, "StateCommitted")])
+        .append_events(
+            vec![event("wf", 1, "StateCommitted"), event("wf", 2, "StateCommitted")],
+            Vec::new(),
+        )
         .await
         .expect("append");
     let pending = store.pending_events(10).await.expect("pending");
@@ -194,6 +200,7 @@ pub async fn the_same_key_in_two_namespaces_is_two_workflows(store: Arc<dyn Stor
             namespace: key.namespace().as_str().to_owned(),
             ..event(key.as_str(), 1, "StateCommitted")
         }],
+        history: Vec::new(),
     };
     // One batch may hold both: they are distinct keys, and the same action id applies once
     // in each.
@@ -232,6 +239,7 @@ pub async fn the_same_key_in_two_namespaces_is_two_workflows(store: Arc<dyn Stor
             write: Some(write(2, json!({"who": "b", "again": true}))),
             records: Vec::new(),
             events: Vec::new(),
+            history: Vec::new(),
         })
         .await
         .expect("commit");

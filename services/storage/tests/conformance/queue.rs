@@ -215,7 +215,10 @@ pub async fn retention_prunes_only_published_rows_and_old_completions(store: Arc
         payload: vec![1, 2, 3],
         headers: serde_json::json!({}),
     };
-    store.append_events((1..=4).map(event).collect()).await.expect("append");
+    store
+        .append_events((1..=4).map(event).collect(), Vec::new())
+        .await
+        .expect("append");
     let pending = store.pending_events(10).await.expect("pending");
     let published: Vec<i64> = pending.iter().take(3).map(|row| row.id).collect();
     store.mark_published(&published).await.expect("mark");

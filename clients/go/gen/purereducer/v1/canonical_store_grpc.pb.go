@@ -21,6 +21,12 @@ type CanonicalStoreServiceClient interface {
 	GetState(ctx context.Context, in *GetStateRequest, opts ...grpc.CallOption) (*GetStateResponse, error)
 	// Commits a state only if the stored version equals expected_version (0 creates).
 	TryCommit(ctx context.Context, in *TryCommitRequest, opts ...grpc.CallOption) (*TryCommitResponse, error)
+	// What happened to a workflow: every committed version, refusal and give-up that history
+	// retention keeps, oldest first (newest first with reverse), a page at a time.
+	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
+	// The workflows of a namespace that match a filter, in workflow key order (bytewise), a
+	// page at a time.
+	ListWorkflows(ctx context.Context, in *ListWorkflowsRequest, opts ...grpc.CallOption) (*ListWorkflowsResponse, error)
 }
 
 type canonicalStoreServiceClient struct {
@@ -49,6 +55,24 @@ func (c *canonicalStoreServiceClient) TryCommit(ctx context.Context, in *TryComm
 	return out, nil
 }
 
+func (c *canonicalStoreServiceClient) GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error) {
+	out := new(GetHistoryResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.CanonicalStoreService/GetHistory", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *canonicalStoreServiceClient) ListWorkflows(ctx context.Context, in *ListWorkflowsRequest, opts ...grpc.CallOption) (*ListWorkflowsResponse, error) {
+	out := new(ListWorkflowsResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.CanonicalStoreService/ListWorkflows", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CanonicalStoreServiceServer is the server API for CanonicalStoreService service.
 // All implementations must embed UnimplementedCanonicalStoreServiceServer
 // for forward compatibility
@@ -57,6 +81,12 @@ type CanonicalStoreServiceServer interface {
 	GetState(context.Context, *GetStateRequest) (*GetStateResponse, error)
 	// Commits a state only if the stored version equals expected_version (0 creates).
 	TryCommit(context.Context, *TryCommitRequest) (*TryCommitResponse, error)
+	// What happened to a workflow: every committed version, refusal and give-up that history
+	// retention keeps, oldest first (newest first with reverse), a page at a time.
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
+	// The workflows of a namespace that match a filter, in workflow key order (bytewise), a
+	// page at a time.
+	ListWorkflows(context.Context, *ListWorkflowsRequest) (*ListWorkflowsResponse, error)
 	mustEmbedUnimplementedCanonicalStoreServiceServer()
 }
 
@@ -69,6 +99,12 @@ func (UnimplementedCanonicalStoreServiceServer) GetState(context.Context, *GetSt
 }
 func (UnimplementedCanonicalStoreServiceServer) TryCommit(context.Context, *TryCommitRequest) (*TryCommitResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method TryCommit not implemented")
+}
+func (UnimplementedCanonicalStoreServiceServer) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetHistory not implemented")
+}
+func (UnimplementedCanonicalStoreServiceServer) ListWorkflows(context.Context, *ListWorkflowsRequest) (*ListWorkflowsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListWorkflows not implemented")
 }
 func (UnimplementedCanonicalStoreServiceServer) mustEmbedUnimplementedCanonicalStoreServiceServer() {}
 
@@ -119,6 +155,42 @@ func _CanonicalStoreService_TryCommit_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CanonicalStoreService_GetHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CanonicalStoreServiceServer).GetHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.CanonicalStoreService/GetHistory",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CanonicalStoreServiceServer).GetHistory(ctx, req.(*GetHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CanonicalStoreService_ListWorkflows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkflowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CanonicalStoreServiceServer).ListWorkflows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.CanonicalStoreService/ListWorkflows",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CanonicalStoreServiceServer).ListWorkflows(ctx, req.(*ListWorkflowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _CanonicalStoreService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "purereducer.v1.CanonicalStoreService",
 	HandlerType: (*CanonicalStoreServiceServer)(nil),
@@ -130,6 +202,14 @@ var _CanonicalStoreService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TryCommit",
 			Handler:    _CanonicalStoreService_TryCommit_Handler,
+		},
+		{
+			MethodName: "GetHistory",
+			Handler:    _CanonicalStoreService_GetHistory_Handler,
+		},
+		{
+			MethodName: "ListWorkflows",
+			Handler:    _CanonicalStoreService_ListWorkflows_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

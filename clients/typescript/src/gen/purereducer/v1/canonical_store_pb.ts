@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Provenance } from "./types_pb.js";
+import type { ActionStatus, Intent, Provenance } from "./types_pb.js";
 import { file_purereducer_v1_types } from "./types_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/canonical_store.proto.
  */
 export const file_purereducer_v1_canonical_store: GenFile = /*@__PURE__*/
-  fileDesc("CiRwdXJlcmVkdWNlci92MS9jYW5vbmljYWxfc3RvcmUucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIjoKD0dldFN0YXRlUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIrsBChBHZXRTdGF0ZVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEiYKBXN0YXRlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg13b3JrZmxvd190eXBlGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoQVHJ5Q29tbWl0UmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoBBImCgVzdGF0ZRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKcHJvdmVuYW5jZRgEIAEoCzIaLnB1cmVyZWR1Y2VyLnYxLlByb3ZlbmFuY2USFQoNd29ya2Zsb3dfdHlwZRgFIAEoCRIRCgluYW1lc3BhY2UYBiABKAki4wEKEVRyeUNvbW1pdFJlc3BvbnNlEkAKCWNvbW1pdHRlZBgBIAEoCzIrLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlc3BvbnNlLkNvbW1pdHRlZEgAEj4KCGNvbmZsaWN0GAIgASgLMioucHVyZXJlZHVjZXIudjEuVHJ5Q29tbWl0UmVzcG9uc2UuQ29uZmxpY3RIABocCglDb21taXR0ZWQSDwoHdmVyc2lvbhgBIAEoBBojCghDb25mbGljdBIXCg9jdXJyZW50X3ZlcnNpb24YASABKARCCQoHb3V0Y29tZTK4AQoVQ2Fub25pY2FsU3RvcmVTZXJ2aWNlEk0KCEdldFN0YXRlEh8ucHVyZXJlZHVjZXIudjEuR2V0U3RhdGVSZXF1ZXN0GiAucHVyZXJlZHVjZXIudjEuR2V0U3RhdGVSZXNwb25zZRJQCglUcnlDb21taXQSIC5wdXJlcmVkdWNlci52MS5UcnlDb21taXRSZXF1ZXN0GiEucHVyZXJlZHVjZXIudjEuVHJ5Q29tbWl0UmVzcG9uc2VCPVo7cHVyZXJlZHVjZXIuZGV2L2NsaWVudHMvZ28vZ2VuL3B1cmVyZWR1Y2VyL3YxO3B1cmVyZWR1Y2VydjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
+  fileDesc("CiRwdXJlcmVkdWNlci92MS9jYW5vbmljYWxfc3RvcmUucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIjoKD0dldFN0YXRlUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIrsBChBHZXRTdGF0ZVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEiYKBXN0YXRlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg13b3JrZmxvd190eXBlGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoQVHJ5Q29tbWl0UmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoBBImCgVzdGF0ZRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKcHJvdmVuYW5jZRgEIAEoCzIaLnB1cmVyZWR1Y2VyLnYxLlByb3ZlbmFuY2USFQoNd29ya2Zsb3dfdHlwZRgFIAEoCRIRCgluYW1lc3BhY2UYBiABKAki4wEKEVRyeUNvbW1pdFJlc3BvbnNlEkAKCWNvbW1pdHRlZBgBIAEoCzIrLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlc3BvbnNlLkNvbW1pdHRlZEgAEj4KCGNvbmZsaWN0GAIgASgLMioucHVyZXJlZHVjZXIudjEuVHJ5Q29tbWl0UmVzcG9uc2UuQ29uZmxpY3RIABocCglDb21taXR0ZWQSDwoHdmVyc2lvbhgBIAEoBBojCghDb25mbGljdBIXCg9jdXJyZW50X3ZlcnNpb24YASABKARCCQoHb3V0Y29tZSKGAQoRR2V0SGlzdG9yeVJlcXVlc3QSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIUCgxmcm9tX3ZlcnNpb24YAyABKAQSDQoFbGltaXQYBCABKA0SDwoHcmV2ZXJzZRgFIAEoCBISCgpwYWdlX3Rva2VuGAYgASgJIoQDCgxIaXN0b3J5RW50cnkSDwoHdmVyc2lvbhgBIAEoBBIsCgZzdGF0dXMYAiABKA4yHC5wdXJlcmVkdWNlci52MS5BY3Rpb25TdGF0dXMSEQoJYWN0aW9uX2lkGAMgASgJEhMKC2FjdGlvbl90eXBlGAQgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEiYKBXN0YXRlGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgdpbnRlbnRzGAcgAygLMhYucHVyZXJlZHVjZXIudjEuSW50ZW50Eg4KBnJlYXNvbhgIIAEoCRITCgtyZXN1bHRfaGFzaBgJIAEoCRINCgVhY3RvchgKIAEoCRIvCgtyZWNvcmRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNd29ya2Zsb3dfdHlwZRgMIAEoCRIoCgdwYXlsb2FkGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKFAQoSR2V0SGlzdG9yeVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSLQoHZW50cmllcxgDIAMoCzIcLnB1cmVyZWR1Y2VyLnYxLkhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAki6wEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg13b3JrZmxvd190eXBlGAIgASgJEhIKCmtleV9wcmVmaXgYAyABKAkSMQoNdXBkYXRlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdXBkYXRlZF9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RhZxgGIAEoCRINCgVsaW1pdBgHIAEoDRISCgpwYWdlX3Rva2VuGAggASgJIp8BCg9Xb3JrZmxvd1N1bW1hcnkSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIVCg13b3JrZmxvd190eXBlGAMgASgJEg8KB3ZlcnNpb24YBCABKAQSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdGFnGAYgASgJImQKFUxpc3RXb3JrZmxvd3NSZXNwb25zZRIyCgl3b3JrZmxvd3MYASADKAsyHy5wdXJlcmVkdWNlci52MS5Xb3JrZmxvd1N1bW1hcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMusCChVDYW5vbmljYWxTdG9yZVNlcnZpY2USTQoIR2V0U3RhdGUSHy5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlcXVlc3QaIC5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlc3BvbnNlElAKCVRyeUNvbW1pdBIgLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlcXVlc3QaIS5wdXJlcmVkdWNlci52MS5UcnlDb21taXRSZXNwb25zZRJTCgpHZXRIaXN0b3J5EiEucHVyZXJlZHVjZXIudjEuR2V0SGlzdG9yeVJlcXVlc3QaIi5wdXJlcmVkdWNlci52MS5HZXRIaXN0b3J5UmVzcG9uc2USXAoNTGlzdFdvcmtmbG93cxIkLnB1cmVyZWR1Y2VyLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiUucHVyZXJlZHVjZXIudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlQj1aO3B1cmVyZWR1Y2VyLmRldi9jbGllbnRzL2dvL2dlbi9wdXJlcmVkdWNlci92MTtwdXJlcmVkdWNlcnYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
 
 /**
  * @generated from message purereducer.v1.GetStateRequest
@@ -205,6 +205,323 @@ export const TryCommitResponse_ConflictSchema: GenMessage<TryCommitResponse_Conf
   messageDesc(file_purereducer_v1_canonical_store, 3, 1);
 
 /**
+ * @generated from message purereducer.v1.GetHistoryRequest
+ */
+export type GetHistoryRequest = Message<"purereducer.v1.GetHistoryRequest"> & {
+  /**
+   * @generated from field: string workflow_key = 1;
+   */
+  workflowKey: string;
+
+  /**
+   * The workflow's namespace; "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * The first version to return (0: the oldest kept, or with reverse the latest).
+   *
+   * @generated from field: uint64 from_version = 3;
+   */
+  fromVersion: bigint;
+
+  /**
+   * At most this many entries per page (0: 100; at most 1000).
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * Newest first.
+   *
+   * @generated from field: bool reverse = 5;
+   */
+  reverse: boolean;
+
+  /**
+   * The next_page_token of the previous page, to continue it (with the same reverse).
+   *
+   * @generated from field: string page_token = 6;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message purereducer.v1.GetHistoryRequest.
+ * Use `create(GetHistoryRequestSchema)` to create a new message.
+ */
+export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 4);
+
+/**
+ * One thing that happened to a workflow.
+ *
+ * @generated from message purereducer.v1.HistoryEntry
+ */
+export type HistoryEntry = Message<"purereducer.v1.HistoryEntry"> & {
+  /**
+   * The version committed, or for a refusal or give-up the version it saw.
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * COMMITTED, REJECTED or GAVE_UP.
+   *
+   * @generated from field: purereducer.v1.ActionStatus status = 2;
+   */
+  status: ActionStatus;
+
+  /**
+   * The action; empty for a TryCommit without provenance.action_id.
+   *
+   * @generated from field: string action_id = 3;
+   */
+  actionId: string;
+
+  /**
+   * The action type, or "TryCommit".
+   *
+   * @generated from field: string action_type = 4;
+   */
+  actionType: string;
+
+  /**
+   * @generated from field: string correlation_id = 5;
+   */
+  correlationId: string;
+
+  /**
+   * The state at this version (COMMITTED only).
+   *
+   * @generated from field: google.protobuf.Struct state = 6;
+   */
+  state?: JsonObject | undefined;
+
+  /**
+   * @generated from field: repeated purereducer.v1.Intent intents = 7;
+   */
+  intents: Intent[];
+
+  /**
+   * Why the action was refused or gave up (for TryCommit: provenance.reason).
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: string result_hash = 9;
+   */
+  resultHash: string;
+
+  /**
+   * Who made the change: "reducer-service", or TryCommit's provenance.actor.
+   *
+   * @generated from field: string actor = 10;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp recorded_at = 11;
+   */
+  recordedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string workflow_type = 12;
+   */
+  workflowType: string;
+
+  /**
+   * The action's payload (empty for TryCommit).
+   *
+   * @generated from field: google.protobuf.Struct payload = 13;
+   */
+  payload?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message purereducer.v1.HistoryEntry.
+ * Use `create(HistoryEntrySchema)` to create a new message.
+ */
+export const HistoryEntrySchema: GenMessage<HistoryEntry> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 5);
+
+/**
+ * @generated from message purereducer.v1.GetHistoryResponse
+ */
+export type GetHistoryResponse = Message<"purereducer.v1.GetHistoryResponse"> & {
+  /**
+   * @generated from field: string workflow_key = 1;
+   */
+  workflowKey: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: repeated purereducer.v1.HistoryEntry entries = 3;
+   */
+  entries: HistoryEntry[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 4;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message purereducer.v1.GetHistoryResponse.
+ * Use `create(GetHistoryResponseSchema)` to create a new message.
+ */
+export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 6);
+
+/**
+ * @generated from message purereducer.v1.ListWorkflowsRequest
+ */
+export type ListWorkflowsRequest = Message<"purereducer.v1.ListWorkflowsRequest"> & {
+  /**
+   * "default" when empty.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Only workflows of this type.
+   *
+   * @generated from field: string workflow_type = 2;
+   */
+  workflowType: string;
+
+  /**
+   * Only workflow keys starting with this.
+   *
+   * @generated from field: string key_prefix = 3;
+   */
+  keyPrefix: string;
+
+  /**
+   * Only workflows last committed at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_after = 4;
+   */
+  updatedAfter?: Timestamp | undefined;
+
+  /**
+   * Only workflows last committed before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_before = 5;
+   */
+  updatedBefore?: Timestamp | undefined;
+
+  /**
+   * Only workflows whose state has this "status" (for FSM workflows, the FSM state).
+   *
+   * @generated from field: string tag = 6;
+   */
+  tag: string;
+
+  /**
+   * At most this many per page (0: 100; at most 1000).
+   *
+   * @generated from field: uint32 limit = 7;
+   */
+  limit: number;
+
+  /**
+   * The next_page_token of the previous page, with the same filter.
+   *
+   * @generated from field: string page_token = 8;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message purereducer.v1.ListWorkflowsRequest.
+ * Use `create(ListWorkflowsRequestSchema)` to create a new message.
+ */
+export const ListWorkflowsRequestSchema: GenMessage<ListWorkflowsRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 7);
+
+/**
+ * @generated from message purereducer.v1.WorkflowSummary
+ */
+export type WorkflowSummary = Message<"purereducer.v1.WorkflowSummary"> & {
+  /**
+   * @generated from field: string workflow_key = 1;
+   */
+  workflowKey: string;
+
+  /**
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string workflow_type = 3;
+   */
+  workflowType: string;
+
+  /**
+   * @generated from field: uint64 version = 4;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 5;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * The state's "status" field, when it is a string.
+   *
+   * @generated from field: string tag = 6;
+   */
+  tag: string;
+};
+
+/**
+ * Describes the message purereducer.v1.WorkflowSummary.
+ * Use `create(WorkflowSummarySchema)` to create a new message.
+ */
+export const WorkflowSummarySchema: GenMessage<WorkflowSummary> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 8);
+
+/**
+ * @generated from message purereducer.v1.ListWorkflowsResponse
+ */
+export type ListWorkflowsResponse = Message<"purereducer.v1.ListWorkflowsResponse"> & {
+  /**
+   * @generated from field: repeated purereducer.v1.WorkflowSummary workflows = 1;
+   */
+  workflows: WorkflowSummary[];
+
+  /**
+   * Pass as page_token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message purereducer.v1.ListWorkflowsResponse.
+ * Use `create(ListWorkflowsResponseSchema)` to create a new message.
+ */
+export const ListWorkflowsResponseSchema: GenMessage<ListWorkflowsResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 9);
+
+/**
  * The versioned source of truth for workflow state, with compare-and-set commits.
  *
  * @generated from service purereducer.v1.CanonicalStoreService
@@ -229,6 +546,28 @@ export const CanonicalStoreService: GenService<{
     methodKind: "unary";
     input: typeof TryCommitRequestSchema;
     output: typeof TryCommitResponseSchema;
+  },
+  /**
+   * What happened to a workflow: every committed version, refusal and give-up that history
+   * retention keeps, oldest first (newest first with reverse), a page at a time.
+   *
+   * @generated from rpc purereducer.v1.CanonicalStoreService.GetHistory
+   */
+  getHistory: {
+    methodKind: "unary";
+    input: typeof GetHistoryRequestSchema;
+    output: typeof GetHistoryResponseSchema;
+  },
+  /**
+   * The workflows of a namespace that match a filter, in workflow key order (bytewise), a
+   * page at a time.
+   *
+   * @generated from rpc purereducer.v1.CanonicalStoreService.ListWorkflows
+   */
+  listWorkflows: {
+    methodKind: "unary";
+    input: typeof ListWorkflowsRequestSchema;
+    output: typeof ListWorkflowsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purereducer_v1_canonical_store, 0);

@@ -45,6 +45,16 @@ class CanonicalStoreServiceStub:
                 request_serializer=purereducer_dot_v1_dot_canonical__store__pb2.TryCommitRequest.SerializeToString,
                 response_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.TryCommitResponse.FromString,
                 _registered_method=True)
+        self.GetHistory = channel.unary_unary(
+                '/purereducer.v1.CanonicalStoreService/GetHistory',
+                request_serializer=purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListWorkflows = channel.unary_unary(
+                '/purereducer.v1.CanonicalStoreService/ListWorkflows',
+                request_serializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.FromString,
+                _registered_method=True)
 
 
 class CanonicalStoreServiceServicer:
@@ -65,6 +75,22 @@ class CanonicalStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetHistory(self, request, context):
+        """What happened to a workflow: every committed version, refusal and give-up that history
+        retention keeps, oldest first (newest first with reverse), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkflows(self, request, context):
+        """The workflows of a namespace that match a filter, in workflow key order (bytewise), a
+        page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CanonicalStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +103,16 @@ def add_CanonicalStoreServiceServicer_to_server(servicer, server):
                     servicer.TryCommit,
                     request_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.TryCommitRequest.FromString,
                     response_serializer=purereducer_dot_v1_dot_canonical__store__pb2.TryCommitResponse.SerializeToString,
+            ),
+            'GetHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHistory,
+                    request_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'ListWorkflows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkflows,
+                    request_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +170,60 @@ class CanonicalStoreService:
             '/purereducer.v1.CanonicalStoreService/TryCommit',
             purereducer_dot_v1_dot_canonical__store__pb2.TryCommitRequest.SerializeToString,
             purereducer_dot_v1_dot_canonical__store__pb2.TryCommitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.CanonicalStoreService/GetHistory',
+            purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryRequest.SerializeToString,
+            purereducer_dot_v1_dot_canonical__store__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkflows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.CanonicalStoreService/ListWorkflows',
+            purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.SerializeToString,
+            purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

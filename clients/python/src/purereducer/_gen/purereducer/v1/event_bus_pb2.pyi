@@ -65,10 +65,12 @@ class SubscriptionFilter(_message.Message):
     def __init__(self, namespaces: _Optional[_Iterable[str]] = ..., workflow_types: _Optional[_Iterable[str]] = ..., workflow_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubscribeRequest(_message.Message):
-    __slots__ = ("filter",)
+    __slots__ = ("filter", "from_version")
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
     filter: SubscriptionFilter
-    def __init__(self, filter: _Optional[_Union[SubscriptionFilter, _Mapping]] = ...) -> None: ...
+    from_version: int
+    def __init__(self, filter: _Optional[_Union[SubscriptionFilter, _Mapping]] = ..., from_version: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
     __slots__ = ("event",)
