@@ -85,6 +85,23 @@ pub enum Command {
         #[command(subcommand)]
         command: DedupCommand,
     },
+    /// Apply again an action that ended GAVE_UP, as history kept it (ReducerService.RetryAction;
+    /// admin).
+    Retry {
+        /// The workflow key.
+        workflow_key: String,
+        /// The action id that gave up.
+        action_id: String,
+        /// The workflow's namespace; `default` when not given.
+        #[arg(long, value_name = "NS", default_value = "")]
+        namespace: String,
+    },
+    /// List or replay events the pipeline could not apply (ProjectionService; admin).
+    DeadLetters {
+        /// Which operation.
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+    },
     /// Queue an action and print its correlation id (EventBusService.PublishAction).
     Publish(ActionArgs),
     /// Wait for the outcome of a published action (EventBusService.WaitForCompletion);
@@ -186,6 +203,22 @@ pub enum DedupCommand {
     },
     /// Delete expired dedup records now and print how many (ActionDedupService.CleanupExpired).
     Cleanup,
+}
+
+/// `dead-letters` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// The most recent dead letters, newest first (ProjectionService.ListDeadLetters).
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Write a dead-lettered event to its projection (ProjectionService.ReplayDeadLetter).
+    Replay {
+        /// The dead letter's id, as `list` prints it.
+        id: i64,
+    },
 }
 
 /// Arguments of `subscribe`; empty lists match everything, given lists must all match.

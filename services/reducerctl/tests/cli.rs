@@ -432,3 +432,20 @@ fn history_shows_each_version_with_what_it_changed_and_list_finds_workflows() {
         "{open:#?}"
     );
 }
+
+#[test]
+fn dead_letters_and_retry_answer_with_what_to_do() {
+    let server = Server::start();
+    let empty = server.ctl(&["dead-letters", "list"]).success();
+    assert_eq!(empty.stdout.trim(), "no dead letters");
+    let missing = server.ctl(&["dead-letters", "replay", "42"]).failure(1);
+    assert!(
+        missing.stderr.contains("NOT_FOUND") && missing.stderr.contains("list dead letters"),
+        "{missing:#?}"
+    );
+    server.ctl(&merge_action("order-r", r#"{"a":1}"#)).success();
+    let never = server
+        .ctl(&["retry", "order-r", "6f1c9a52-7d4e-4a8b-9c0d-2e5f6a7b8c9e"])
+        .failure(1);
+    assert!(never.stderr.contains("NOT_FOUND"), "{never:#?}");
+}

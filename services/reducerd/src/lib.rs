@@ -21,6 +21,7 @@
 //! - [`telemetry`]: providers, the Prometheus endpoint, OTLP, trace context and logs.
 //! - [`tls`]: server TLS with reloadable certificates, and the accept loops.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod convert;

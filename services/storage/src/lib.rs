@@ -170,6 +170,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// already at its version or newer, and marks the letter replayed, in one transaction.
     async fn replay_dead_letter(&self, id: i64, row: &ProjectionRow) -> StorageResult<Replayed>;
 
+    /// How many outbox rows are unpublished, and how long ago the oldest was written
+    /// (milliseconds by the database clock; `None` when there are none).
+    async fn outbox_backlog(&self) -> StorageResult<(u64, Option<i64>)>;
+
     /// The unexpired dedup records of a workflow, most recent first.
     async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<ProcessedRecord>>;
 

@@ -311,6 +311,9 @@ impl Store for Instrumented {
     async fn replay_dead_letter(&self, id: i64, row: &crate::ProjectionRow) -> StorageResult<crate::Replayed> {
         self.inner.replay_dead_letter(id, row).await
     }
+    async fn outbox_backlog(&self) -> StorageResult<(u64, Option<i64>)> {
+        self.inner.outbox_backlog().await
+    }
     async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<crate::ProcessedRecord>> {
         self.inner.processed_of(key, limit).await
     }

@@ -90,7 +90,7 @@ where
     }
 }
 
-fn outcome_record(answer: HandleActionResponse) -> Record {
+pub(super) fn outcome_record(answer: HandleActionResponse) -> Record {
     Record::new()
         .field("status", status_name(answer.status))
         .field("workflow_key", answer.workflow_key)

@@ -2,6 +2,7 @@
 
 mod action;
 mod bus;
+mod dead_letters;
 mod dedup;
 mod health;
 mod history;
@@ -36,6 +37,12 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
         Command::HandleAction(args) => action::handle_action(&connection, printer, args).await,
         Command::GetProjection(args) => projection::get_projection(&connection, printer, args).await,
         Command::Watermarks => projection::watermarks(&connection, printer).await,
+        Command::Retry {
+            workflow_key,
+            action_id,
+            namespace,
+        } => dead_letters::retry(&connection, printer, workflow_key, action_id, namespace).await,
+        Command::DeadLetters { command } => dead_letters::run(&connection, printer, command).await,
         Command::Dedup { command } => dedup::run(&connection, printer, command).await,
         Command::Publish(args) => bus::publish(&connection, printer, args).await,
         Command::Wait {

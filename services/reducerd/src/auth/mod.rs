@@ -261,7 +261,10 @@ pub fn access_for(path: &str) -> Access {
     match method {
         "CanonicalStoreService/TryCommit"
         | "ActionDedupService/RecordProcessed"
-        | "ActionDedupService/CleanupExpired" => Access::Needs(Role::Admin),
+        | "ActionDedupService/CleanupExpired"
+        | "ReducerService/RetryAction"
+        | "ProjectionService/ListDeadLetters"
+        | "ProjectionService/ReplayDeadLetter" => Access::Needs(Role::Admin),
         "ReducerService/HandleAction" | "EventBusService/PublishAction" => Access::Needs(Role::Writer),
         _ => Access::Needs(Role::Reader),
     }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use purereducer_api::v1::projection_service_server::ProjectionService;
 use purereducer_api::v1::{
-    GetProjectionRequest, GetProjectionResponse, ListWatermarksRequest, ListWatermarksResponse, Projection, Watermark,
+    DeadLetter, GetProjectionRequest, GetProjectionResponse, ListDeadLettersRequest, ListDeadLettersResponse,
+    ListWatermarksRequest, ListWatermarksResponse, Projection, ReplayDeadLetterRequest, ReplayDeadLetterResponse,
+    Watermark,
 };
 use purereducer_core::WorkflowKey;
 use purereducer_storage::{Store, StoredProjection};
@@ -142,6 +144,54 @@ impl ProjectionService for Projections {
                     updated_at: Some(timestamp_ms(w.updated_at_ms)),
                 })
                 .collect(),
+        }))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<ListDeadLettersRequest>,
+    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        let limit = match request.get_ref().limit {
+            0 => 100,
+            n if n <= 1000 => n,
+            _ => {
+                return Err(ApiError::from(purereducer_core::FieldError::new("limit", "must be at most 1000")).into());
+            }
+        };
+        let letters = self.store.dead_letters(limit).await.map_err(ApiError::from)?;
+        Ok(Response::new(ListDeadLettersResponse {
+            dead_letters: letters
+                .into_iter()
+                .filter(|l| identity.may_use(&l.letter.namespace))
+                .map(|l| DeadLetter {
+                    id: l.id,
+                    source: l.letter.source,
+                    namespace: l.letter.namespace,
+                    workflow_key: l.letter.workflow_key,
+                    version: l.letter.version.get(),
+                    event_type: l.letter.event_type,
+                    error: l.letter.error,
+                    created_at: Some(timestamp_ms(l.created_at_ms)),
+                    replayed_at: l.replayed_at_ms.map(timestamp_ms),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn replay_dead_letter(
+        &self,
+        request: Request<ReplayDeadLetterRequest>,
+    ) -> Result<Response<ReplayDeadLetterResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        let id = request.get_ref().id;
+        if let Some(letter) = self.store.dead_letter(id).await.map_err(ApiError::from)? {
+            crate::auth::require_namespace(&identity, &letter.letter.namespace)?;
+        }
+        let (replayed, message) = crate::admin::replay(self.store.as_ref(), id).await?;
+        Ok(Response::new(ReplayDeadLetterResponse {
+            applied: replayed == purereducer_storage::Replayed::Applied,
+            message,
         }))
     }
 }

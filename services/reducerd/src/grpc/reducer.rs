@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use purereducer_api::v1::reducer_service_server::ReducerService;
-use purereducer_api::v1::{HandleActionRequest, HandleActionResponse};
+use purereducer_api::v1::{HandleActionRequest, HandleActionResponse, RetryActionRequest, RetryActionResponse};
 use tonic::{Request, Response, Status};
 
 use crate::convert::parse_action;
@@ -50,5 +50,20 @@ impl ReducerService for Reducer {
         }
         let outcome = self.engine.handle(&action).await?;
         Ok(Response::new(outcome_to_proto(&action, outcome)))
+    }
+
+    async fn retry_action(
+        &self,
+        request: Request<RetryActionRequest>,
+    ) -> Result<Response<RetryActionResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        let request = request.into_inner();
+        let key = crate::convert::namespaced_key(&request.namespace, &request.workflow_key, "workflow_key")?;
+        crate::auth::require_namespace(&identity, key.namespace().as_str())?;
+        self.rate.check(key.namespace().as_str())?;
+        let (action, outcome) = crate::admin::retry(&self.engine, &key, &request.action_id).await?;
+        Ok(Response::new(RetryActionResponse {
+            outcome: Some(outcome_to_proto(&action, outcome)),
+        }))
     }
 }

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::support::{Backend, TestServer, action, handle, new_id, object, serve_on, start_instrumented, status_of};
 
 /// Every role but the projection materializer, so outbox rows stay pending for inspection.
-fn without_materializer(config: &mut reducerd::config::Config) {
+pub(crate) fn without_materializer(config: &mut reducerd::config::Config) {
     config.server.roles = ["canonical-store", "action-dedup", "reducer-service"]
         .map(String::from)
         .to_vec();

@@ -456,6 +456,9 @@ impl purereducer_storage::Store for CrashingStore {
     ) -> purereducer_storage::StorageResult<purereducer_storage::Replayed> {
         self.inner.replay_dead_letter(id, row).await
     }
+    async fn outbox_backlog(&self) -> purereducer_storage::StorageResult<(u64, Option<i64>)> {
+        self.inner.outbox_backlog().await
+    }
     async fn processed_of(
         &self,
         key: &purereducer_core::WorkflowKey,

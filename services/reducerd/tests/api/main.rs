@@ -19,6 +19,7 @@ mod kafka_tls;
 mod limits;
 mod pipeline;
 mod relay;
+mod repair;
 mod runbook_sql;
 mod streams;
 mod support;

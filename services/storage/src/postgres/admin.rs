@@ -141,3 +141,14 @@ pub(super) async fn recent_gave_up(
     .await?;
     rows.iter().map(super::history::record_from_row).collect()
 }
+
+/// See [`crate::Store::outbox_backlog`].
+pub(super) async fn outbox_backlog(pool: &PgPool) -> StorageResult<(u64, Option<i64>)> {
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT count(*), (extract(epoch FROM now() - min(created_at)) * 1000)::bigint \
+         FROM event_outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((count.max(0) as u64, oldest))
+}

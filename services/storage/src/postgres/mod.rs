@@ -313,6 +313,10 @@ impl Store for PgStore {
         admin::replay(&self.pool, id, row).await
     }
 
+    async fn outbox_backlog(&self) -> StorageResult<(u64, Option<i64>)> {
+        admin::outbox_backlog(&self.pool).await
+    }
+
     async fn processed_of(&self, key: &WorkflowKey, limit: u32) -> StorageResult<Vec<ProcessedRecord>> {
         admin::processed_of(&self.pool, key, limit).await
     }

@@ -139,3 +139,13 @@ pub(super) async fn recent_gave_up(
     .await?;
     rows.iter().map(super::history::record_from_row).collect()
 }
+
+/// See [`crate::Store::outbox_backlog`].
+pub(super) async fn outbox_backlog(pool: &SqlitePool) -> StorageResult<(u64, Option<i64>)> {
+    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), {NOW_MS} - min(created_at) FROM event_outbox WHERE published_at IS NULL"
+    )))
+    .fetch_one(pool)
+    .await?;
+    Ok((count.max(0) as u64, oldest))
+}

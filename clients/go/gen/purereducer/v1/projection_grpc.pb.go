@@ -21,6 +21,12 @@ type ProjectionServiceClient interface {
 	GetProjection(ctx context.Context, in *GetProjectionRequest, opts ...grpc.CallOption) (*GetProjectionResponse, error)
 	// Lists how far the materializer has applied each topic partition.
 	ListWatermarks(ctx context.Context, in *ListWatermarksRequest, opts ...grpc.CallOption) (*ListWatermarksResponse, error)
+	// Lists the events the pipeline could not apply, newest first (admin).
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	// Writes a dead-lettered StateCommitted event to its projection, unless the projection is
+	// already at that version or newer, and marks it replayed (admin). FAILED_PRECONDITION for
+	// a letter replayed before or one that cannot be decoded.
+	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
 }
 
 type projectionServiceClient struct {
@@ -49,6 +55,24 @@ func (c *projectionServiceClient) ListWatermarks(ctx context.Context, in *ListWa
 	return out, nil
 }
 
+func (c *projectionServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.ProjectionService/ListDeadLetters", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *projectionServiceClient) ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error) {
+	out := new(ReplayDeadLetterResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.ProjectionService/ReplayDeadLetter", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ProjectionServiceServer is the server API for ProjectionService service.
 // All implementations must embed UnimplementedProjectionServiceServer
 // for forward compatibility
@@ -57,6 +81,12 @@ type ProjectionServiceServer interface {
 	GetProjection(context.Context, *GetProjectionRequest) (*GetProjectionResponse, error)
 	// Lists how far the materializer has applied each topic partition.
 	ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error)
+	// Lists the events the pipeline could not apply, newest first (admin).
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	// Writes a dead-lettered StateCommitted event to its projection, unless the projection is
+	// already at that version or newer, and marks it replayed (admin). FAILED_PRECONDITION for
+	// a letter replayed before or one that cannot be decoded.
+	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
 	mustEmbedUnimplementedProjectionServiceServer()
 }
 
@@ -69,6 +99,12 @@ func (UnimplementedProjectionServiceServer) GetProjection(context.Context, *GetP
 }
 func (UnimplementedProjectionServiceServer) ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListWatermarks not implemented")
+}
+func (UnimplementedProjectionServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedProjectionServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReplayDeadLetter not implemented")
 }
 func (UnimplementedProjectionServiceServer) mustEmbedUnimplementedProjectionServiceServer() {}
 
@@ -119,6 +155,42 @@ func _ProjectionService_ListWatermarks_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ProjectionService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProjectionServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.ProjectionService/ListDeadLetters",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProjectionServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ProjectionService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProjectionServiceServer).ReplayDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.ProjectionService/ReplayDeadLetter",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProjectionServiceServer).ReplayDeadLetter(ctx, req.(*ReplayDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ProjectionService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "purereducer.v1.ProjectionService",
 	HandlerType: (*ProjectionServiceServer)(nil),
@@ -130,6 +202,14 @@ var _ProjectionService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWatermarks",
 			Handler:    _ProjectionService_ListWatermarks_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _ProjectionService_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "ReplayDeadLetter",
+			Handler:    _ProjectionService_ReplayDeadLetter_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -18,6 +18,10 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ReducerServiceClient interface {
 	HandleAction(ctx context.Context, in *HandleActionRequest, opts ...grpc.CallOption) (*HandleActionResponse, error)
+	// Applies again an action whose last attempt ended GAVE_UP (admin): the same action id,
+	// type and payload, as history kept them, so it still applies at most once.
+	// FAILED_PRECONDITION when the action did not give up; NOT_FOUND when history has no trace.
+	RetryAction(ctx context.Context, in *RetryActionRequest, opts ...grpc.CallOption) (*RetryActionResponse, error)
 }
 
 type reducerServiceClient struct {
@@ -37,11 +41,24 @@ func (c *reducerServiceClient) HandleAction(ctx context.Context, in *HandleActio
 	return out, nil
 }
 
+func (c *reducerServiceClient) RetryAction(ctx context.Context, in *RetryActionRequest, opts ...grpc.CallOption) (*RetryActionResponse, error) {
+	out := new(RetryActionResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.ReducerService/RetryAction", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReducerServiceServer is the server API for ReducerService service.
 // All implementations must embed UnimplementedReducerServiceServer
 // for forward compatibility
 type ReducerServiceServer interface {
 	HandleAction(context.Context, *HandleActionRequest) (*HandleActionResponse, error)
+	// Applies again an action whose last attempt ended GAVE_UP (admin): the same action id,
+	// type and payload, as history kept them, so it still applies at most once.
+	// FAILED_PRECONDITION when the action did not give up; NOT_FOUND when history has no trace.
+	RetryAction(context.Context, *RetryActionRequest) (*RetryActionResponse, error)
 	mustEmbedUnimplementedReducerServiceServer()
 }
 
@@ -51,6 +68,9 @@ type UnimplementedReducerServiceServer struct {
 
 func (UnimplementedReducerServiceServer) HandleAction(context.Context, *HandleActionRequest) (*HandleActionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method HandleAction not implemented")
+}
+func (UnimplementedReducerServiceServer) RetryAction(context.Context, *RetryActionRequest) (*RetryActionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RetryAction not implemented")
 }
 func (UnimplementedReducerServiceServer) mustEmbedUnimplementedReducerServiceServer() {}
 
@@ -83,6 +103,24 @@ func _ReducerService_HandleAction_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReducerService_RetryAction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryActionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReducerServiceServer).RetryAction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.ReducerService/RetryAction",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReducerServiceServer).RetryAction(ctx, req.(*RetryActionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ReducerService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "purereducer.v1.ReducerService",
 	HandlerType: (*ReducerServiceServer)(nil),
@@ -90,6 +128,10 @@ var _ReducerService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "HandleAction",
 			Handler:    _ReducerService_HandleAction_Handler,
+		},
+		{
+			MethodName: "RetryAction",
+			Handler:    _ReducerService_RetryAction_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

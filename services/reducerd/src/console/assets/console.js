@@ -713,25 +713,11 @@
         'No dedup records.'));
     };
 
-    const deleteButton = el('button', { type: 'button', id: 'delete-workflow', class: 'danger' }, 'Delete workflow');
-    deleteButton.addEventListener('click', () => {
-      const question = `Delete workflow ${namespace}/${key}? Its state is removed; this cannot be undone.`;
-      if (!window.confirm(question)) return;
-      runAction(deleteButton, async () => {
-        const res = await api('DELETE', base);
-        const at = res.version !== undefined && res.version !== null ? ` (it was at version ${res.version})` : '';
-        flash(`Deleted workflow ${namespace}/${key}${at}.`);
-        go(`#/workflows?namespace=${enc(namespace)}`);
-      });
-    });
-
     draw();
     page.show(el('section', { class: 'page' },
       el('div', { class: 'page-head' },
         el('h1', null, el('span', { class: 'muted' }, `${namespace} / `), key),
-        live,
-        el('div', { class: 'spacer' }),
-        deleteButton),
+        live),
       summarySlot,
       el('h2', null, 'Current state'),
       stateNode,

@@ -12,7 +12,149 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/projection.proto.
  */
 export const file_purereducer_v1_projection: GenFile = /*@__PURE__*/
-  fileDesc("Ch9wdXJlcmVkdWNlci92MS9wcm9qZWN0aW9uLnByb3RvEg5wdXJlcmVkdWNlci52MSLrAQoKUHJvamVjdGlvbhIUCgx3b3JrZmxvd19rZXkYASABKAkSDwoHdmVyc2lvbhgCIAEoBBILCgN0YWcYAyABKAkSEwoLbGFzdF9hY3Rpb24YBCABKAkSEQoJbmFtZXNwYWNlGAUgASgJEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2luZGljZXMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBmV4dHJhcxgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiaQoUR2V0UHJvamVjdGlvblJlcXVlc3QSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhMKC21pbl92ZXJzaW9uGAIgASgEEhMKC21heF93YWl0X21zGAMgASgNEhEKCW5hbWVzcGFjZRgEIAEoCSJfChVHZXRQcm9qZWN0aW9uUmVzcG9uc2USLgoKcHJvamVjdGlvbhgBIAEoCzIaLnB1cmVyZWR1Y2VyLnYxLlByb2plY3Rpb24SFgoOZnJvbV9jYW5vbmljYWwYAiABKAgiFwoVTGlzdFdhdGVybWFya3NSZXF1ZXN0Im0KCVdhdGVybWFyaxINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkcKFkxpc3RXYXRlcm1hcmtzUmVzcG9uc2USLQoKd2F0ZXJtYXJrcxgBIAMoCzIZLnB1cmVyZWR1Y2VyLnYxLldhdGVybWFyazLSAQoRUHJvamVjdGlvblNlcnZpY2USXAoNR2V0UHJvamVjdGlvbhIkLnB1cmVyZWR1Y2VyLnYxLkdldFByb2plY3Rpb25SZXF1ZXN0GiUucHVyZXJlZHVjZXIudjEuR2V0UHJvamVjdGlvblJlc3BvbnNlEl8KDkxpc3RXYXRlcm1hcmtzEiUucHVyZXJlZHVjZXIudjEuTGlzdFdhdGVybWFya3NSZXF1ZXN0GiYucHVyZXJlZHVjZXIudjEuTGlzdFdhdGVybWFya3NSZXNwb25zZUI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch9wdXJlcmVkdWNlci92MS9wcm9qZWN0aW9uLnByb3RvEg5wdXJlcmVkdWNlci52MSInChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIuYBCgpEZWFkTGV0dGVyEgoKAmlkGAEgASgDEg4KBnNvdXJjZRgCIAEoCRIRCgluYW1lc3BhY2UYAyABKAkSFAoMd29ya2Zsb3dfa2V5GAQgASgJEg8KB3ZlcnNpb24YBSABKAQSEgoKZXZlbnRfdHlwZRgGIAEoCRINCgVlcnJvchgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXBsYXllZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSwoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USMAoMZGVhZF9sZXR0ZXJzGAEgAygLMhoucHVyZXJlZHVjZXIudjEuRGVhZExldHRlciIlChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIKCgJpZBgBIAEoAyI8ChhSZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USDwoHYXBwbGllZBgBIAEoCBIPCgdtZXNzYWdlGAIgASgJIusBCgpQcm9qZWN0aW9uEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEgsKA3RhZxgDIAEoCRITCgtsYXN0X2FjdGlvbhgEIAEoCRIRCgluYW1lc3BhY2UYBSABKAkSLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHaW5kaWNlcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGZXh0cmFzGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJpChRHZXRQcm9qZWN0aW9uUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEwoLbWluX3ZlcnNpb24YAiABKAQSEwoLbWF4X3dhaXRfbXMYAyABKA0SEQoJbmFtZXNwYWNlGAQgASgJIl8KFUdldFByb2plY3Rpb25SZXNwb25zZRIuCgpwcm9qZWN0aW9uGAEgASgLMhoucHVyZXJlZHVjZXIudjEuUHJvamVjdGlvbhIWCg5mcm9tX2Nhbm9uaWNhbBgCIAEoCCIXChVMaXN0V2F0ZXJtYXJrc1JlcXVlc3QibQoJV2F0ZXJtYXJrEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLgoKdXBkYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoWTGlzdFdhdGVybWFya3NSZXNwb25zZRItCgp3YXRlcm1hcmtzGAEgAygLMhkucHVyZXJlZHVjZXIudjEuV2F0ZXJtYXJrMp0DChFQcm9qZWN0aW9uU2VydmljZRJcCg1HZXRQcm9qZWN0aW9uEiQucHVyZXJlZHVjZXIudjEuR2V0UHJvamVjdGlvblJlcXVlc3QaJS5wdXJlcmVkdWNlci52MS5HZXRQcm9qZWN0aW9uUmVzcG9uc2USXwoOTGlzdFdhdGVybWFya3MSJS5wdXJlcmVkdWNlci52MS5MaXN0V2F0ZXJtYXJrc1JlcXVlc3QaJi5wdXJlcmVkdWNlci52MS5MaXN0V2F0ZXJtYXJrc1Jlc3BvbnNlEmIKD0xpc3REZWFkTGV0dGVycxImLnB1cmVyZWR1Y2VyLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaJy5wdXJlcmVkdWNlci52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZRJlChBSZXBsYXlEZWFkTGV0dGVyEicucHVyZXJlZHVjZXIudjEuUmVwbGF5RGVhZExldHRlclJlcXVlc3QaKC5wdXJlcmVkdWNlci52MS5SZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2VCPVo7cHVyZXJlZHVjZXIuZGV2L2NsaWVudHMvZ28vZ2VuL3B1cmVyZWR1Y2VyL3YxO3B1cmVyZWR1Y2VydjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message purereducer.v1.ListDeadLettersRequest
+ */
+export type ListDeadLettersRequest = Message<"purereducer.v1.ListDeadLettersRequest"> & {
+  /**
+   * At most this many (0: 100; at most 1000).
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message purereducer.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_projection, 0);
+
+/**
+ * An event the pipeline could not apply.
+ *
+ * @generated from message purereducer.v1.DeadLetter
+ */
+export type DeadLetter = Message<"purereducer.v1.DeadLetter"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * Where it came from: outbox/<id>, or <topic>/<partition>/<offset>.
+   *
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string workflow_key = 4;
+   */
+  workflowKey: string;
+
+  /**
+   * @generated from field: uint64 version = 5;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string event_type = 6;
+   */
+  eventType: string;
+
+  /**
+   * Why it could not be applied.
+   *
+   * @generated from field: string error = 7;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When an operator replayed it; absent if never.
+   *
+   * @generated from field: google.protobuf.Timestamp replayed_at = 9;
+   */
+  replayedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message purereducer.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_projection, 1);
+
+/**
+ * @generated from message purereducer.v1.ListDeadLettersResponse
+ */
+export type ListDeadLettersResponse = Message<"purereducer.v1.ListDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated purereducer.v1.DeadLetter dead_letters = 1;
+   */
+  deadLetters: DeadLetter[];
+};
+
+/**
+ * Describes the message purereducer.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_projection, 2);
+
+/**
+ * @generated from message purereducer.v1.ReplayDeadLetterRequest
+ */
+export type ReplayDeadLetterRequest = Message<"purereducer.v1.ReplayDeadLetterRequest"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message purereducer.v1.ReplayDeadLetterRequest.
+ * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
+ */
+export const ReplayDeadLetterRequestSchema: GenMessage<ReplayDeadLetterRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_projection, 3);
+
+/**
+ * @generated from message purereducer.v1.ReplayDeadLetterResponse
+ */
+export type ReplayDeadLetterResponse = Message<"purereducer.v1.ReplayDeadLetterResponse"> & {
+  /**
+   * Whether the projection row was written (false: it already had this version or newer).
+   *
+   * @generated from field: bool applied = 1;
+   */
+  applied: boolean;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message purereducer.v1.ReplayDeadLetterResponse.
+ * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
+ */
+export const ReplayDeadLetterResponseSchema: GenMessage<ReplayDeadLetterResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_projection, 4);
 
 /**
  * A workflow as the materializer last applied it.
@@ -74,7 +216,7 @@ export type Projection = Message<"purereducer.v1.Projection"> & {
  * Use `create(ProjectionSchema)` to create a new message.
  */
 export const ProjectionSchema: GenMessage<Projection> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 0);
+  messageDesc(file_purereducer_v1_projection, 5);
 
 /**
  * @generated from message purereducer.v1.GetProjectionRequest
@@ -113,7 +255,7 @@ export type GetProjectionRequest = Message<"purereducer.v1.GetProjectionRequest"
  * Use `create(GetProjectionRequestSchema)` to create a new message.
  */
 export const GetProjectionRequestSchema: GenMessage<GetProjectionRequest> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 1);
+  messageDesc(file_purereducer_v1_projection, 6);
 
 /**
  * @generated from message purereducer.v1.GetProjectionResponse
@@ -138,7 +280,7 @@ export type GetProjectionResponse = Message<"purereducer.v1.GetProjectionRespons
  * Use `create(GetProjectionResponseSchema)` to create a new message.
  */
 export const GetProjectionResponseSchema: GenMessage<GetProjectionResponse> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 2);
+  messageDesc(file_purereducer_v1_projection, 7);
 
 /**
  * @generated from message purereducer.v1.ListWatermarksRequest
@@ -151,7 +293,7 @@ export type ListWatermarksRequest = Message<"purereducer.v1.ListWatermarksReques
  * Use `create(ListWatermarksRequestSchema)` to create a new message.
  */
 export const ListWatermarksRequestSchema: GenMessage<ListWatermarksRequest> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 3);
+  messageDesc(file_purereducer_v1_projection, 8);
 
 /**
  * @generated from message purereducer.v1.Watermark
@@ -185,7 +327,7 @@ export type Watermark = Message<"purereducer.v1.Watermark"> & {
  * Use `create(WatermarkSchema)` to create a new message.
  */
 export const WatermarkSchema: GenMessage<Watermark> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 4);
+  messageDesc(file_purereducer_v1_projection, 9);
 
 /**
  * @generated from message purereducer.v1.ListWatermarksResponse
@@ -202,7 +344,7 @@ export type ListWatermarksResponse = Message<"purereducer.v1.ListWatermarksRespo
  * Use `create(ListWatermarksResponseSchema)` to create a new message.
  */
 export const ListWatermarksResponseSchema: GenMessage<ListWatermarksResponse> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_projection, 5);
+  messageDesc(file_purereducer_v1_projection, 10);
 
 /**
  * Read-optimised views kept up to date from committed events.
@@ -229,6 +371,28 @@ export const ProjectionService: GenService<{
     methodKind: "unary";
     input: typeof ListWatermarksRequestSchema;
     output: typeof ListWatermarksResponseSchema;
+  },
+  /**
+   * Lists the events the pipeline could not apply, newest first (admin).
+   *
+   * @generated from rpc purereducer.v1.ProjectionService.ListDeadLetters
+   */
+  listDeadLetters: {
+    methodKind: "unary";
+    input: typeof ListDeadLettersRequestSchema;
+    output: typeof ListDeadLettersResponseSchema;
+  },
+  /**
+   * Writes a dead-lettered StateCommitted event to its projection, unless the projection is
+   * already at that version or newer, and marks it replayed (admin). FAILED_PRECONDITION for
+   * a letter replayed before or one that cannot be decoded.
+   *
+   * @generated from rpc purereducer.v1.ProjectionService.ReplayDeadLetter
+   */
+  replayDeadLetter: {
+    methodKind: "unary";
+    input: typeof ReplayDeadLetterRequestSchema;
+    output: typeof ReplayDeadLetterResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purereducer_v1_projection, 0);

@@ -13,7 +13,55 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/reducer.proto.
  */
 export const file_purereducer_v1_reducer: GenFile = /*@__PURE__*/
-  fileDesc("ChxwdXJlcmVkdWNlci92MS9yZWR1Y2VyLnByb3RvEg5wdXJlcmVkdWNlci52MSI9ChNIYW5kbGVBY3Rpb25SZXF1ZXN0EiYKBmFjdGlvbhgBIAEoCzIWLnB1cmVyZWR1Y2VyLnYxLkFjdGlvbiKoAgoUSGFuZGxlQWN0aW9uUmVzcG9uc2USLAoGc3RhdHVzGAEgASgOMhwucHVyZXJlZHVjZXIudjEuQWN0aW9uU3RhdHVzEg8KB3ZlcnNpb24YAiABKAQSJgoFc3RhdGUYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKB2ludGVudHMYBCADKAsyFi5wdXJlcmVkdWNlci52MS5JbnRlbnQSEAoIYXR0ZW1wdHMYBSABKA0SEwoLcmVzdWx0X2hhc2gYBiABKAkSGAoQcmVqZWN0aW9uX3JlYXNvbhgHIAEoCRIWCg5jb3JyZWxhdGlvbl9pZBgIIAEoCRIRCglhY3Rpb25faWQYCSABKAkSFAoMd29ya2Zsb3dfa2V5GAogASgJMmsKDlJlZHVjZXJTZXJ2aWNlElkKDEhhbmRsZUFjdGlvbhIjLnB1cmVyZWR1Y2VyLnYxLkhhbmRsZUFjdGlvblJlcXVlc3QaJC5wdXJlcmVkdWNlci52MS5IYW5kbGVBY3Rpb25SZXNwb25zZUI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_struct, file_purereducer_v1_types]);
+  fileDesc("ChxwdXJlcmVkdWNlci92MS9yZWR1Y2VyLnByb3RvEg5wdXJlcmVkdWNlci52MSJQChJSZXRyeUFjdGlvblJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhQKDHdvcmtmbG93X2tleRgCIAEoCRIRCglhY3Rpb25faWQYAyABKAkiTAoTUmV0cnlBY3Rpb25SZXNwb25zZRI1CgdvdXRjb21lGAEgASgLMiQucHVyZXJlZHVjZXIudjEuSGFuZGxlQWN0aW9uUmVzcG9uc2UiPQoTSGFuZGxlQWN0aW9uUmVxdWVzdBImCgZhY3Rpb24YASABKAsyFi5wdXJlcmVkdWNlci52MS5BY3Rpb24iqAIKFEhhbmRsZUFjdGlvblJlc3BvbnNlEiwKBnN0YXR1cxgBIAEoDjIcLnB1cmVyZWR1Y2VyLnYxLkFjdGlvblN0YXR1cxIPCgd2ZXJzaW9uGAIgASgEEiYKBXN0YXRlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgdpbnRlbnRzGAQgAygLMhYucHVyZXJlZHVjZXIudjEuSW50ZW50EhAKCGF0dGVtcHRzGAUgASgNEhMKC3Jlc3VsdF9oYXNoGAYgASgJEhgKEHJlamVjdGlvbl9yZWFzb24YByABKAkSFgoOY29ycmVsYXRpb25faWQYCCABKAkSEQoJYWN0aW9uX2lkGAkgASgJEhQKDHdvcmtmbG93X2tleRgKIAEoCTLDAQoOUmVkdWNlclNlcnZpY2USWQoMSGFuZGxlQWN0aW9uEiMucHVyZXJlZHVjZXIudjEuSGFuZGxlQWN0aW9uUmVxdWVzdBokLnB1cmVyZWR1Y2VyLnYxLkhhbmRsZUFjdGlvblJlc3BvbnNlElYKC1JldHJ5QWN0aW9uEiIucHVyZXJlZHVjZXIudjEuUmV0cnlBY3Rpb25SZXF1ZXN0GiMucHVyZXJlZHVjZXIudjEuUmV0cnlBY3Rpb25SZXNwb25zZUI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_struct, file_purereducer_v1_types]);
+
+/**
+ * @generated from message purereducer.v1.RetryActionRequest
+ */
+export type RetryActionRequest = Message<"purereducer.v1.RetryActionRequest"> & {
+  /**
+   * "default" when empty.
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * @generated from field: string workflow_key = 2;
+   */
+  workflowKey: string;
+
+  /**
+   * @generated from field: string action_id = 3;
+   */
+  actionId: string;
+};
+
+/**
+ * Describes the message purereducer.v1.RetryActionRequest.
+ * Use `create(RetryActionRequestSchema)` to create a new message.
+ */
+export const RetryActionRequestSchema: GenMessage<RetryActionRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_reducer, 0);
+
+/**
+ * @generated from message purereducer.v1.RetryActionResponse
+ */
+export type RetryActionResponse = Message<"purereducer.v1.RetryActionResponse"> & {
+  /**
+   * The retried action's outcome, as HandleAction would answer it.
+   *
+   * @generated from field: purereducer.v1.HandleActionResponse outcome = 1;
+   */
+  outcome?: HandleActionResponse | undefined;
+};
+
+/**
+ * Describes the message purereducer.v1.RetryActionResponse.
+ * Use `create(RetryActionResponseSchema)` to create a new message.
+ */
+export const RetryActionResponseSchema: GenMessage<RetryActionResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_reducer, 1);
 
 /**
  * @generated from message purereducer.v1.HandleActionRequest
@@ -30,7 +78,7 @@ export type HandleActionRequest = Message<"purereducer.v1.HandleActionRequest"> 
  * Use `create(HandleActionRequestSchema)` to create a new message.
  */
 export const HandleActionRequestSchema: GenMessage<HandleActionRequest> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_reducer, 0);
+  messageDesc(file_purereducer_v1_reducer, 2);
 
 /**
  * @generated from message purereducer.v1.HandleActionResponse
@@ -104,7 +152,7 @@ export type HandleActionResponse = Message<"purereducer.v1.HandleActionResponse"
  * Use `create(HandleActionResponseSchema)` to create a new message.
  */
 export const HandleActionResponseSchema: GenMessage<HandleActionResponse> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_reducer, 1);
+  messageDesc(file_purereducer_v1_reducer, 3);
 
 /**
  * Applies actions exactly once: dedup, read, reduce, compare-and-set, publish.
@@ -119,6 +167,18 @@ export const ReducerService: GenService<{
     methodKind: "unary";
     input: typeof HandleActionRequestSchema;
     output: typeof HandleActionResponseSchema;
+  },
+  /**
+   * Applies again an action whose last attempt ended GAVE_UP (admin): the same action id,
+   * type and payload, as history kept them, so it still applies at most once.
+   * FAILED_PRECONDITION when the action did not give up; NOT_FOUND when history has no trace.
+   *
+   * @generated from rpc purereducer.v1.ReducerService.RetryAction
+   */
+  retryAction: {
+    methodKind: "unary";
+    input: typeof RetryActionRequestSchema;
+    output: typeof RetryActionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purereducer_v1_reducer, 0);

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpurereducer/v1/projection.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x02\n\nProjection\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x10\n\x03tag\x18\x03 \x01(\tR\x03tag\x12\x1f\n\x0blast_action\x18\x04 \x01(\tR\nlastAction\x12\x1c\n\tnamespace\x18\x05 \x01(\tR\tnamespace\x12\x39\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x31\n\x07indices\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x07indices\x12/\n\x06\x65xtras\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x65xtras\"\x98\x01\n\x14GetProjectionRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1f\n\x0bmin_version\x18\x02 \x01(\x04R\nminVersion\x12\x1e\n\x0bmax_wait_ms\x18\x03 \x01(\rR\tmaxWaitMs\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\"z\n\x15GetProjectionResponse\x12:\n\nprojection\x18\x01 \x01(\x0b\x32\x1a.purereducer.v1.ProjectionR\nprojection\x12%\n\x0e\x66rom_canonical\x18\x02 \x01(\x08R\rfromCanonical\"\x17\n\x15ListWatermarksRequest\"\x92\x01\n\tWatermark\x12\x14\n\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x39\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"S\n\x16ListWatermarksResponse\x12\x39\n\nwatermarks\x18\x01 \x03(\x0b\x32\x19.purereducer.v1.WatermarkR\nwatermarks2\xd2\x01\n\x11ProjectionService\x12\\\n\rGetProjection\x12$.purereducer.v1.GetProjectionRequest\x1a%.purereducer.v1.GetProjectionResponse\x12_\n\x0eListWatermarks\x12%.purereducer.v1.ListWatermarksRequest\x1a&.purereducer.v1.ListWatermarksResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpurereducer/v1/projection.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\x16ListDeadLettersRequest\x12\x14\n\x05limit\x18\x01 \x01(\rR\x05limit\"\xbc\x02\n\nDeadLetter\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\x12\x16\n\x06source\x18\x02 \x01(\tR\x06source\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12!\n\x0cworkflow_key\x18\x04 \x01(\tR\x0bworkflowKey\x12\x18\n\x07version\x18\x05 \x01(\x04R\x07version\x12\x1d\n\nevent_type\x18\x06 \x01(\tR\teventType\x12\x14\n\x05\x65rror\x18\x07 \x01(\tR\x05\x65rror\x12\x39\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n\x0breplayed_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nreplayedAt\"X\n\x17ListDeadLettersResponse\x12=\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1a.purereducer.v1.DeadLetterR\x0b\x64\x65\x61\x64Letters\")\n\x17ReplayDeadLetterRequest\x12\x0e\n\x02id\x18\x01 \x01(\x03R\x02id\"N\n\x18ReplayDeadLetterResponse\x12\x18\n\x07\x61pplied\x18\x01 \x01(\x08R\x07\x61pplied\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\"\xb9\x02\n\nProjection\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12\x10\n\x03tag\x18\x03 \x01(\tR\x03tag\x12\x1f\n\x0blast_action\x18\x04 \x01(\tR\nlastAction\x12\x1c\n\tnamespace\x18\x05 \x01(\tR\tnamespace\x12\x39\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x31\n\x07indices\x18\x07 \x01(\x0b\x32\x17.google.protobuf.StructR\x07indices\x12/\n\x06\x65xtras\x18\x08 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x65xtras\"\x98\x01\n\x14GetProjectionRequest\x12!\n\x0cworkflow_key\x18\x01 \x01(\tR\x0bworkflowKey\x12\x1f\n\x0bmin_version\x18\x02 \x01(\x04R\nminVersion\x12\x1e\n\x0bmax_wait_ms\x18\x03 \x01(\rR\tmaxWaitMs\x12\x1c\n\tnamespace\x18\x04 \x01(\tR\tnamespace\"z\n\x15GetProjectionResponse\x12:\n\nprojection\x18\x01 \x01(\x0b\x32\x1a.purereducer.v1.ProjectionR\nprojection\x12%\n\x0e\x66rom_canonical\x18\x02 \x01(\x08R\rfromCanonical\"\x17\n\x15ListWatermarksRequest\"\x92\x01\n\tWatermark\x12\x14\n\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x39\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tupdatedAt\"S\n\x16ListWatermarksResponse\x12\x39\n\nwatermarks\x18\x01 \x03(\x0b\x32\x19.purereducer.v1.WatermarkR\nwatermarks2\x9d\x03\n\x11ProjectionService\x12\\\n\rGetProjection\x12$.purereducer.v1.GetProjectionRequest\x1a%.purereducer.v1.GetProjectionResponse\x12_\n\x0eListWatermarks\x12%.purereducer.v1.ListWatermarksRequest\x1a&.purereducer.v1.ListWatermarksResponse\x12\x62\n\x0fListDeadLetters\x12&.purereducer.v1.ListDeadLettersRequest\x1a\'.purereducer.v1.ListDeadLettersResponse\x12\x65\n\x10ReplayDeadLetter\x12\'.purereducer.v1.ReplayDeadLetterRequest\x1a(.purereducer.v1.ReplayDeadLetterResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,18 +34,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'purereducer._gen.purereduce
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1'
-  _globals['_PROJECTION']._serialized_start=115
-  _globals['_PROJECTION']._serialized_end=428
-  _globals['_GETPROJECTIONREQUEST']._serialized_start=431
-  _globals['_GETPROJECTIONREQUEST']._serialized_end=583
-  _globals['_GETPROJECTIONRESPONSE']._serialized_start=585
-  _globals['_GETPROJECTIONRESPONSE']._serialized_end=707
-  _globals['_LISTWATERMARKSREQUEST']._serialized_start=709
-  _globals['_LISTWATERMARKSREQUEST']._serialized_end=732
-  _globals['_WATERMARK']._serialized_start=735
-  _globals['_WATERMARK']._serialized_end=881
-  _globals['_LISTWATERMARKSRESPONSE']._serialized_start=883
-  _globals['_LISTWATERMARKSRESPONSE']._serialized_end=966
-  _globals['_PROJECTIONSERVICE']._serialized_start=969
-  _globals['_PROJECTIONSERVICE']._serialized_end=1179
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=114
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=160
+  _globals['_DEADLETTER']._serialized_start=163
+  _globals['_DEADLETTER']._serialized_end=479
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=481
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=569
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=571
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=612
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=614
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=692
+  _globals['_PROJECTION']._serialized_start=695
+  _globals['_PROJECTION']._serialized_end=1008
+  _globals['_GETPROJECTIONREQUEST']._serialized_start=1011
+  _globals['_GETPROJECTIONREQUEST']._serialized_end=1163
+  _globals['_GETPROJECTIONRESPONSE']._serialized_start=1165
+  _globals['_GETPROJECTIONRESPONSE']._serialized_end=1287
+  _globals['_LISTWATERMARKSREQUEST']._serialized_start=1289
+  _globals['_LISTWATERMARKSREQUEST']._serialized_end=1312
+  _globals['_WATERMARK']._serialized_start=1315
+  _globals['_WATERMARK']._serialized_end=1461
+  _globals['_LISTWATERMARKSRESPONSE']._serialized_start=1463
+  _globals['_LISTWATERMARKSRESPONSE']._serialized_end=1546
+  _globals['_PROJECTIONSERVICE']._serialized_start=1549
+  _globals['_PROJECTIONSERVICE']._serialized_end=1962
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,16 @@ class ProjectionServiceStub:
                 request_serializer=purereducer_dot_v1_dot_projection__pb2.ListWatermarksRequest.SerializeToString,
                 response_deserializer=purereducer_dot_v1_dot_projection__pb2.ListWatermarksResponse.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/purereducer.v1.ProjectionService/ListDeadLetters',
+                request_serializer=purereducer_dot_v1_dot_projection__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_projection__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetter = channel.unary_unary(
+                '/purereducer.v1.ProjectionService/ReplayDeadLetter',
+                request_serializer=purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterResponse.FromString,
+                _registered_method=True)
 
 
 class ProjectionServiceServicer:
@@ -65,6 +75,22 @@ class ProjectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Lists the events the pipeline could not apply, newest first (admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetter(self, request, context):
+        """Writes a dead-lettered StateCommitted event to its projection, unless the projection is
+        already at that version or newer, and marks it replayed (admin). FAILED_PRECONDITION for
+        a letter replayed before or one that cannot be decoded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProjectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +103,16 @@ def add_ProjectionServiceServicer_to_server(servicer, server):
                     servicer.ListWatermarks,
                     request_deserializer=purereducer_dot_v1_dot_projection__pb2.ListWatermarksRequest.FromString,
                     response_serializer=purereducer_dot_v1_dot_projection__pb2.ListWatermarksResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=purereducer_dot_v1_dot_projection__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_projection__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetter,
+                    request_deserializer=purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +170,60 @@ class ProjectionService:
             '/purereducer.v1.ProjectionService/ListWatermarks',
             purereducer_dot_v1_dot_projection__pb2.ListWatermarksRequest.SerializeToString,
             purereducer_dot_v1_dot_projection__pb2.ListWatermarksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.ProjectionService/ListDeadLetters',
+            purereducer_dot_v1_dot_projection__pb2.ListDeadLettersRequest.SerializeToString,
+            purereducer_dot_v1_dot_projection__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.ProjectionService/ReplayDeadLetter',
+            purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterRequest.SerializeToString,
+            purereducer_dot_v1_dot_projection__pb2.ReplayDeadLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from . import types_pb2 as purereducer_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpurereducer/v1/reducer.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1apurereducer/v1/types.proto\"E\n\x13HandleActionRequest\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.purereducer.v1.ActionR\x06\x61\x63tion\"\x96\x03\n\x14HandleActionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12\x30\n\x07intents\x18\x04 \x03(\x0b\x32\x16.purereducer.v1.IntentR\x07intents\x12\x1a\n\x08\x61ttempts\x18\x05 \x01(\rR\x08\x61ttempts\x12\x1f\n\x0bresult_hash\x18\x06 \x01(\tR\nresultHash\x12)\n\x10rejection_reason\x18\x07 \x01(\tR\x0frejectionReason\x12%\n\x0e\x63orrelation_id\x18\x08 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\t \x01(\tR\x08\x61\x63tionId\x12!\n\x0cworkflow_key\x18\n \x01(\tR\x0bworkflowKey2k\n\x0eReducerService\x12Y\n\x0cHandleAction\x12#.purereducer.v1.HandleActionRequest\x1a$.purereducer.v1.HandleActionResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpurereducer/v1/reducer.proto\x12\x0epurereducer.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1apurereducer/v1/types.proto\"r\n\x12RetryActionRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n\x0cworkflow_key\x18\x02 \x01(\tR\x0bworkflowKey\x12\x1b\n\taction_id\x18\x03 \x01(\tR\x08\x61\x63tionId\"U\n\x13RetryActionResponse\x12>\n\x07outcome\x18\x01 \x01(\x0b\x32$.purereducer.v1.HandleActionResponseR\x07outcome\"E\n\x13HandleActionRequest\x12.\n\x06\x61\x63tion\x18\x01 \x01(\x0b\x32\x16.purereducer.v1.ActionR\x06\x61\x63tion\"\x96\x03\n\x14HandleActionResponse\x12\x34\n\x06status\x18\x01 \x01(\x0e\x32\x1c.purereducer.v1.ActionStatusR\x06status\x12\x18\n\x07version\x18\x02 \x01(\x04R\x07version\x12-\n\x05state\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x05state\x12\x30\n\x07intents\x18\x04 \x03(\x0b\x32\x16.purereducer.v1.IntentR\x07intents\x12\x1a\n\x08\x61ttempts\x18\x05 \x01(\rR\x08\x61ttempts\x12\x1f\n\x0bresult_hash\x18\x06 \x01(\tR\nresultHash\x12)\n\x10rejection_reason\x18\x07 \x01(\tR\x0frejectionReason\x12%\n\x0e\x63orrelation_id\x18\x08 \x01(\tR\rcorrelationId\x12\x1b\n\taction_id\x18\t \x01(\tR\x08\x61\x63tionId\x12!\n\x0cworkflow_key\x18\n \x01(\tR\x0bworkflowKey2\xc3\x01\n\x0eReducerService\x12Y\n\x0cHandleAction\x12#.purereducer.v1.HandleActionRequest\x1a$.purereducer.v1.HandleActionResponse\x12V\n\x0bRetryAction\x12\".purereducer.v1.RetryActionRequest\x1a#.purereducer.v1.RetryActionResponseB=Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'purereducer._gen.purereduce
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z;purereducer.dev/clients/go/gen/purereducer/v1;purereducerv1'
-  _globals['_HANDLEACTIONREQUEST']._serialized_start=106
-  _globals['_HANDLEACTIONREQUEST']._serialized_end=175
-  _globals['_HANDLEACTIONRESPONSE']._serialized_start=178
-  _globals['_HANDLEACTIONRESPONSE']._serialized_end=584
-  _globals['_REDUCERSERVICE']._serialized_start=586
-  _globals['_REDUCERSERVICE']._serialized_end=693
+  _globals['_RETRYACTIONREQUEST']._serialized_start=106
+  _globals['_RETRYACTIONREQUEST']._serialized_end=220
+  _globals['_RETRYACTIONRESPONSE']._serialized_start=222
+  _globals['_RETRYACTIONRESPONSE']._serialized_end=307
+  _globals['_HANDLEACTIONREQUEST']._serialized_start=309
+  _globals['_HANDLEACTIONREQUEST']._serialized_end=378
+  _globals['_HANDLEACTIONRESPONSE']._serialized_start=381
+  _globals['_HANDLEACTIONRESPONSE']._serialized_end=787
+  _globals['_REDUCERSERVICE']._serialized_start=790
+  _globals['_REDUCERSERVICE']._serialized_end=985
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RetryActionRequest(_message.Message):
+    __slots__ = ("namespace", "workflow_key", "action_id")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
+    ACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    workflow_key: str
+    action_id: str
+    def __init__(self, namespace: _Optional[str] = ..., workflow_key: _Optional[str] = ..., action_id: _Optional[str] = ...) -> None: ...
+
+class RetryActionResponse(_message.Message):
+    __slots__ = ("outcome",)
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    outcome: HandleActionResponse
+    def __init__(self, outcome: _Optional[_Union[HandleActionResponse, _Mapping]] = ...) -> None: ...
+
 class HandleActionRequest(_message.Message):
     __slots__ = ("action",)
     ACTION_FIELD_NUMBER: _ClassVar[int]

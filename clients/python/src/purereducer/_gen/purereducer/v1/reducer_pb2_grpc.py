@@ -40,6 +40,11 @@ class ReducerServiceStub:
                 request_serializer=purereducer_dot_v1_dot_reducer__pb2.HandleActionRequest.SerializeToString,
                 response_deserializer=purereducer_dot_v1_dot_reducer__pb2.HandleActionResponse.FromString,
                 _registered_method=True)
+        self.RetryAction = channel.unary_unary(
+                '/purereducer.v1.ReducerService/RetryAction',
+                request_serializer=purereducer_dot_v1_dot_reducer__pb2.RetryActionRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_reducer__pb2.RetryActionResponse.FromString,
+                _registered_method=True)
 
 
 class ReducerServiceServicer:
@@ -52,6 +57,15 @@ class ReducerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryAction(self, request, context):
+        """Applies again an action whose last attempt ended GAVE_UP (admin): the same action id,
+        type and payload, as history kept them, so it still applies at most once.
+        FAILED_PRECONDITION when the action did not give up; NOT_FOUND when history has no trace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReducerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +73,11 @@ def add_ReducerServiceServicer_to_server(servicer, server):
                     servicer.HandleAction,
                     request_deserializer=purereducer_dot_v1_dot_reducer__pb2.HandleActionRequest.FromString,
                     response_serializer=purereducer_dot_v1_dot_reducer__pb2.HandleActionResponse.SerializeToString,
+            ),
+            'RetryAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryAction,
+                    request_deserializer=purereducer_dot_v1_dot_reducer__pb2.RetryActionRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_reducer__pb2.RetryActionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +108,33 @@ class ReducerService:
             '/purereducer.v1.ReducerService/HandleAction',
             purereducer_dot_v1_dot_reducer__pb2.HandleActionRequest.SerializeToString,
             purereducer_dot_v1_dot_reducer__pb2.HandleActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.ReducerService/RetryAction',
+            purereducer_dot_v1_dot_reducer__pb2.RetryActionRequest.SerializeToString,
+            purereducer_dot_v1_dot_reducer__pb2.RetryActionResponse.FromString,
             options,
             channel_credentials,
             insecure,
