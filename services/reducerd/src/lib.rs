@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod convert;
 pub mod edge;
 pub mod engine;
@@ -63,6 +64,7 @@ pub struct App {
     config: Config,
     validated: Validated,
     store: Arc<dyn Store>,
+    console: Option<console::Slot>,
 }
 
 impl App {
@@ -81,7 +83,14 @@ impl App {
             config,
             validated,
             store,
+            console: None,
         })
+    }
+
+    /// Lets the web console read this app's store and engine once it serves.
+    pub fn with_console(mut self, console: console::Slot) -> Self {
+        self.console = Some(console);
+        self
     }
 
     /// An app over an existing store (tests share one database this way).
@@ -91,6 +100,7 @@ impl App {
             config,
             validated,
             store,
+            console: None,
         })
     }
 
@@ -203,6 +213,25 @@ pub async fn serve(
     mark_serving::<ReducerServiceServer<grpc::reducer::Reducer>>(&health, reducer.is_some()).await;
     mark_serving::<ProjectionServiceServer<grpc::projection::Projections>>(&health, projections.is_some()).await;
     mark_serving::<EventBusServiceServer<grpc::event_bus::EventBus>>(&health, event_bus.is_some()).await;
+    if let Some(console) = &app.console {
+        let kafka = !app.config.kafka.brokers.trim().is_empty();
+        let groups = if kafka && app.runs("projection-materializer") {
+            vec![(
+                app.config.projection.consumer_group.clone(),
+                vec![app.config.kafka.state_committed_topic.clone()],
+            )]
+        } else {
+            Vec::new()
+        };
+        let _ = console.set(Arc::new(console::ConsoleState {
+            store: app.store.clone(),
+            engine: engine.clone(),
+            roles: app.validated.roles.clone(),
+            mode: if kafka { "kafka" } else { "in-process" },
+            consumer_groups: groups,
+            started: std::time::Instant::now(),
+        }));
+    }
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(purereducer_api::FILE_DESCRIPTOR_SET)

@@ -197,8 +197,9 @@ async fn main() -> anyhow::Result<()> {
             let metrics_listener = TcpListener::bind(validated.metrics_listen)
                 .await
                 .with_context(|| format!("binding server.metrics_listen {}", validated.metrics_listen))?;
-            let metrics = telemetry.serve_metrics(metrics_listener, validated.auth.clone())?;
-            let app = App::build(config).await?;
+            let console = reducerd::console::slot();
+            let metrics = telemetry.serve_metrics(metrics_listener, validated.auth.clone(), console.clone())?;
+            let app = App::build(config).await?.with_console(console);
             let served = reducerd::serve(listener, app, shutdown_signal()).await;
             metrics.abort();
             telemetry.shutdown().await;

@@ -108,47 +108,51 @@ impl Telemetry {
         render(&self.registry)
     }
 
-    /// Serves `GET /metrics` on `listener` until the task is dropped.
+    /// Serves `GET /metrics` and the web console on `listener` until the task is dropped.
     /// With authentication on, a scrape needs a bearer token of any role (401 without).
     pub fn serve_metrics(
         &self,
         listener: TcpListener,
         auth: Arc<crate::auth::Authenticator>,
+        console: crate::console::Slot,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let addr: SocketAddr = listener.local_addr()?;
         let registry = self.registry.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move |headers: axum::http::HeaderMap| {
-                let registry = registry.clone();
-                let auth = auth.clone();
-                async move {
-                    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
-                    match auth.authenticate(authorization) {
-                        Ok(identity) if identity.has(crate::auth::Role::Reader) => {}
-                        Ok(_) => return (StatusCode::FORBIDDEN, "this credential holds no role\n").into_response(),
-                        Err(rejection) => {
-                            return (
-                                StatusCode::UNAUTHORIZED,
-                                [(header::WWW_AUTHENTICATE, "Bearer")],
-                                format!("{}\n", rejection.status().message()),
+        let console = crate::console::router(console, auth.clone(), registry.clone());
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let registry = registry.clone();
+                    let auth = auth.clone();
+                    async move {
+                        let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+                        match auth.authenticate(authorization) {
+                            Ok(identity) if identity.has(crate::auth::Role::Reader) => {}
+                            Ok(_) => return (StatusCode::FORBIDDEN, "this credential holds no role\n").into_response(),
+                            Err(rejection) => {
+                                return (
+                                    StatusCode::UNAUTHORIZED,
+                                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                                    format!("{}\n", rejection.status().message()),
+                                )
+                                    .into_response();
+                            }
+                        }
+                        match render(&registry) {
+                            Ok(text) => (
+                                StatusCode::OK,
+                                [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                                text,
                             )
-                                .into_response();
+                                .into_response(),
+                            Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
                         }
                     }
-                    match render(&registry) {
-                        Ok(text) => (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                            text,
-                        )
-                            .into_response(),
-                        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
-                    }
-                }
-            }),
-        );
-        tracing::info!(addr = %addr, "reducerd serving metrics");
+                }),
+            )
+            .merge(console);
+        tracing::info!(addr = %addr, "reducerd serving metrics and the console");
         Ok(tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app).await {
                 tracing::error!(error = %err, "metrics endpoint failed");

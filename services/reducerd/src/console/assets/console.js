@@ -688,13 +688,12 @@
     };
 
     const drawHistory = () => {
-      historySlot.replaceChildren(
-        historyTable(page, view, refresh),
-        view.historyToken
-          ? el('div', { class: 'pager' }, el('button', {
-            type: 'button', id: 'history-more', onclick: (e) => loadOlder(e.currentTarget),
-          }, 'Load older entries'))
-          : null);
+      const older = view.historyToken
+        ? [el('div', { class: 'pager' }, el('button', {
+          type: 'button', id: 'history-more', onclick: (e) => loadOlder(e.currentTarget),
+        }, 'Load older entries'))]
+        : [];
+      historySlot.replaceChildren(historyTable(page, view, refresh), ...older);
     };
 
     const draw = () => {
