@@ -221,3 +221,46 @@ def test_every_runbook_query_and_recording_rule_returns_data(stack):
     # The load gave up at least once and never moved a watermark back.
     assert float(query(prom, "sum(reducer_gave_up_total)")[0]["value"][1]) > 0
     assert float(query(prom, "sum(projection_materializer_wm_regressions_total)")[0]["value"][1]) == 0
+    # Once the load is over the materializer finds nothing waiting and its lag gauge reads 0
+    # (only the materializing process exports it), so ProjectionLagHigh cannot fire on an
+    # idle system.
+    deadline = time.monotonic() + 30
+    while True:
+        lag = query(prom, "projection_materializer_wm_lag_ms")
+        if len(lag) == 1 and float(lag[0]["value"][1]) == 0:
+            break
+        assert time.monotonic() < deadline, f"the lag gauge did not return to 0 when idle: {lag}"
+        time.sleep(1)
+
+
+def test_every_runbook_metric_is_exported_at_zero_before_the_first_action(tmp_path):
+    """A process that has done nothing yet already exports every metric the runbook names,
+    at 0, so its rates and the dashboard read 0 rather than "no data"."""
+    names = set()
+    for expression in runbook_queries(runbook.runbook_text()):
+        for name in runbook.METRIC_RE.findall(expression):
+            names.add(name if isinstance(name, str) else name[0])
+    # Histograms are named in PromQL by their series.
+    series = {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+    assert len(series) >= 15, series
+    config = tmp_path / "reducerd.toml"
+    config.write_text(f'[storage]\ndatabase_url = "sqlite://{tmp_path}/fresh.db"\n')
+    fresh = Process([REDUCERD, "--config", str(config), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"],
+                    env={**os.environ, "RUST_LOG": "info"})
+    try:
+        metrics = addr_in(fresh.wait_for("reducerd serving metrics"))
+        fresh.wait_for("reducerd serving gRPC")
+        text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10).read().decode()
+    finally:
+        fresh.stop()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name_and_labels, value = line.rsplit(" ", 1)
+            samples.setdefault(re.split(r"[{ ]", name_and_labels)[0], []).append(float(value))
+    exported = {re.sub(r"_(bucket|sum|count)$", "", n) for n in samples}
+    missing = sorted(s for s in series if s not in exported)
+    assert not missing, f"not exported before the first action: {missing}"
+    nonzero = sorted(n for n, values in samples.items() if re.sub(r"_(bucket|sum|count)$", "", n) in series
+                     and any(v != 0 for v in values))
+    assert not nonzero, f"not 0 before the first action: {nonzero}"

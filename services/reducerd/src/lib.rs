@@ -141,6 +141,11 @@ pub async fn serve(
         hub.clone(),
         app.validated.owners,
     )?);
+    metrics::set_materializing(app.runs("projection-materializer"));
+    metrics::metrics().initialise_labelled(
+        &app.validated.workflow_types.names(),
+        &app.config.telemetry.metric_namespaces,
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Turns true as soon as shutdown starts, while in-flight requests still drain.
     let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);

@@ -184,10 +184,24 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let mut config = config;
-            config.storage.migrate_on_start = true;
-            let app = App::build(config).await?;
-            tracing::info!(backend = app.store().backend(), "migrations applied");
+            let url = &config.storage.database_url;
+            let pool = purereducer_storage::PoolOptions {
+                min_connections: 0,
+                max_connections: 2,
+                ..Default::default()
+            };
+            let report = purereducer_storage::migrate(url, pool)
+                .await
+                .with_context(|| format!("migrating {}", purereducer_storage::redact(url)))?;
+            if report.applied.is_empty() {
+                println!("the database was already up to date");
+            }
+            for (version, description) in &report.applied {
+                println!("applied {version} {description}");
+            }
+            for note in &report.notes {
+                println!("{note}");
+            }
             Ok(())
         }
         Command::Serve => {

@@ -122,6 +122,15 @@ impl LagState {
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
+/// Whether this process materializes projections; only then does it export the
+/// materializer's gauges (a process that does not would report a lag of 0 for ever).
+static MATERIALIZING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as one that materializes projections (see [`MATERIALIZING`]).
+pub fn set_materializing(materializing: bool) {
+    MATERIALIZING.store(materializing, Ordering::Relaxed);
+}
+
 /// The process's instruments, created from the global meter provider on first use.
 pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(|| Metrics::new(&opentelemetry::global::meter("purereducer")))
@@ -149,8 +158,12 @@ impl Metrics {
                 meter
                     .f64_observable_gauge("projection_materializer_wm_lag_ms")
                     .with_unit("ms")
-                    .with_description("Commit-to-apply time of the most recently applied event")
-                    .with_callback(move |observer| observer.observe(lag.last_ms.load(Ordering::Relaxed) as f64, &[]))
+                    .with_description("Commit-to-apply time of the most recently applied event; 0 once caught up")
+                    .with_callback(move |observer| {
+                        if MATERIALIZING.load(Ordering::Relaxed) {
+                            observer.observe(lag.last_ms.load(Ordering::Relaxed) as f64, &[])
+                        }
+                    })
                     .build()
             },
             {
@@ -159,7 +172,11 @@ impl Metrics {
                     .f64_observable_gauge("projection_materializer_max_lag_ms")
                     .with_unit("ms")
                     .with_description("Largest commit-to-apply time since start")
-                    .with_callback(move |observer| observer.observe(lag.max_ms.load(Ordering::Relaxed) as f64, &[]))
+                    .with_callback(move |observer| {
+                        if MATERIALIZING.load(Ordering::Relaxed) {
+                            observer.observe(lag.max_ms.load(Ordering::Relaxed) as f64, &[])
+                        }
+                    })
                     .build()
             },
             {
@@ -168,7 +185,11 @@ impl Metrics {
                     .f64_observable_gauge("projection_materializer_events_processed_per_second")
                     .with_unit("{event}/s")
                     .with_description("Events applied to projections per second, over the last 10 s")
-                    .with_callback(move |observer| observer.observe(lag.rate(), &[]))
+                    .with_callback(move |observer| {
+                        if MATERIALIZING.load(Ordering::Relaxed) {
+                            observer.observe(lag.rate(), &[])
+                        }
+                    })
                     .build()
             },
         ];
@@ -318,9 +339,66 @@ impl Metrics {
             &self.projections_failed,
             &self.events_dead_lettered,
             &self.dedup_cleanup_deleted,
+            &self.projections_materialized,
         ] {
             counter.add(0, &[]);
         }
+    }
+
+    /// Creates the labelled counters at zero for every declared workflow type in every
+    /// namespace with a label of its own, and the event bus counters for every event type,
+    /// so the runbook's rates read 0 instead of "no data" before the first action.
+    pub fn initialise_labelled(&self, workflow_types: &[&str], namespaces: &[String]) {
+        for workflow_type in workflow_types {
+            for namespace in namespaces {
+                let labels = workflow_labels(workflow_type, namespace);
+                for counter in [
+                    &self.state_commits,
+                    &self.state_conflicts,
+                    &self.successful_actions,
+                    &self.failed_actions,
+                    &self.conflict_attempts,
+                    &self.gave_up,
+                    &self.dedup_checks,
+                    &self.dedup_hits,
+                    &self.dedup_records,
+                ] {
+                    counter.add(0, &labels);
+                }
+            }
+        }
+        for event_type in ["StateCommitted", "ReducerGaveUp", "IntentEmitted"] {
+            self.published.add(0, &event_labels(event_type));
+        }
+        let completion = event_labels(COMPLETION_EVENT);
+        self.consumed.add(0, &completion);
+        self.timeouts.add(0, &completion);
+        if let Ok(mut zero) = ZERO_HISTOGRAMS.lock() {
+            let pairs: Vec<Vec<(&'static str, String)>> = workflow_types
+                .iter()
+                .flat_map(|t| {
+                    namespaces
+                        .iter()
+                        .map(move |n| vec![("namespace", namespace_label(n)), ("workflow_type", (*t).to_owned())])
+                })
+                .collect();
+            *zero = vec![
+                ZeroHistogram::new("canonical_store_commit_latency_ms", LATENCY_BUCKETS_MS, pairs.clone()),
+                ZeroHistogram::new("reducer_backoff_ms", BACKOFF_BUCKETS_MS, pairs),
+                ZeroHistogram::new(
+                    "event_bus_wait_time_ms",
+                    WAIT_BUCKETS_MS,
+                    vec![vec![("event_type", COMPLETION_EVENT.to_owned())]],
+                ),
+                ZeroHistogram::new("projection_materializer_lag_ms", LAG_BUCKETS_MS, vec![Vec::new()]),
+            ];
+        }
+    }
+
+    /// The materializer found nothing waiting: the watermark lag is 0 until it applies
+    /// something again (the gauge would otherwise keep the last batch's lag while idle).
+    pub fn materializer_idle(&self) {
+        self.lag.last_ms.store(0, Ordering::Relaxed);
     }
 
     /// Records events applied to projections, with the commit time each carried.
@@ -338,6 +416,93 @@ impl Metrics {
         self.projections_materialized.add(commit_times_ms.len() as u64, &[]);
         if let Ok(mut window) = self.lag.applied.lock() {
             window.push_back((Instant::now(), commit_times_ms.len() as u64));
+        }
+    }
+}
+
+/// The event type label of a WaitForCompletion outcome.
+pub const COMPLETION_EVENT: &str = "ActionCompleted";
+
+/// A histogram exported at zero until it has observations of its own: OpenTelemetry exports
+/// a histogram only once something was recorded, but the runbook's quantiles and the
+/// dashboard need its series from the start.
+#[derive(Debug, Clone)]
+pub struct ZeroHistogram {
+    name: &'static str,
+    buckets: &'static [f64],
+    label_sets: Vec<Vec<(&'static str, String)>>,
+}
+
+impl ZeroHistogram {
+    fn new(name: &'static str, buckets: &'static [f64], label_sets: Vec<Vec<(&'static str, String)>>) -> Self {
+        Self {
+            name,
+            buckets,
+            label_sets,
+        }
+    }
+}
+
+static ZERO_HISTOGRAMS: Mutex<Vec<ZeroHistogram>> = Mutex::new(Vec::new());
+
+/// Adds to `families` a zero series for each label set of the known histograms that has
+/// none yet (see [`ZeroHistogram`]).
+pub fn add_zero_histograms(families: &mut Vec<prometheus::proto::MetricFamily>) {
+    use prometheus::proto::{Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+    let Ok(zero) = ZERO_HISTOGRAMS.lock() else {
+        return;
+    };
+    for histogram in zero.iter() {
+        let index = match families.iter().position(|f| f.name() == histogram.name) {
+            Some(index) => index,
+            None => {
+                let mut family = MetricFamily::default();
+                family.set_name(histogram.name.to_owned());
+                family.set_help(format!("{} (no observations yet)", histogram.name));
+                family.set_field_type(MetricType::HISTOGRAM);
+                families.push(family);
+                families.len() - 1
+            }
+        };
+        let family = &mut families[index];
+        for labels in &histogram.label_sets {
+            let present = family.get_metric().iter().any(|metric| {
+                labels.iter().all(|(name, value)| {
+                    metric
+                        .get_label()
+                        .iter()
+                        .any(|pair| pair.name() == *name && pair.value() == value)
+                })
+            });
+            if present {
+                continue;
+            }
+            let mut metric = Metric::default();
+            metric.set_label(
+                labels
+                    .iter()
+                    .map(|(name, value)| {
+                        let mut pair = LabelPair::default();
+                        pair.set_name((*name).to_owned());
+                        pair.set_value(value.clone());
+                        pair
+                    })
+                    .collect(),
+            );
+            let mut zeroes = Histogram::default();
+            zeroes.set_bucket(
+                histogram
+                    .buckets
+                    .iter()
+                    .map(|bound| {
+                        let mut bucket = Bucket::default();
+                        bucket.set_upper_bound(*bound);
+                        bucket
+                    })
+                    .collect(),
+            );
+            metric.set_histogram(zeroes);
+            family.mut_metric().push(metric);
         }
     }
 }

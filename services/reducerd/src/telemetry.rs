@@ -178,8 +178,10 @@ impl Telemetry {
 
 fn render(registry: &prometheus::Registry) -> anyhow::Result<String> {
     let mut text = String::new();
+    let mut families = registry.gather();
+    crate::metrics::add_zero_histograms(&mut families);
     prometheus::TextEncoder::new()
-        .encode_utf8(&registry.gather(), &mut text)
+        .encode_utf8(&families, &mut text)
         .context("encoding metrics")?;
     Ok(text)
 }

@@ -28,9 +28,10 @@ use purereducer_core::{ActionId, Namespace, WorkflowKey};
 pub use crate::error::StorageError;
 pub use crate::model::{
     ActionClaim, ApplyStats, ClaimFinish, ClaimedAction, CommitRequest, CommitRequestSummary, CommitResult, Completion,
-    DeadLetter, HistoryEntry, HistoryPage, HistoryRecord, HistoryRetention, NewRecord, OutboxEvent, PendingEvent,
-    ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction, RecordResult, Replayed, Snapshot, StateWrite,
-    StoredDeadLetter, StoredProjection, StoredState, StoredWatermark, WorkflowFilter, WorkflowSummary, channels,
+    DeadLetter, HistoryEntry, HistoryPage, HistoryRecord, HistoryRetention, MigrationReport, NewRecord, OutboxEvent,
+    PendingEvent, ProcessedRecord, ProjectionRow, ProjectionUpdate, QueuedAction, RecordResult, Replayed, Snapshot,
+    StateWrite, StoredDeadLetter, StoredProjection, StoredState, StoredWatermark, WorkflowFilter, WorkflowSummary,
+    channels,
 };
 
 /// Result of a storage call.
@@ -265,6 +266,20 @@ pub async fn connect(url: &str, pool: PoolOptions, migrate: bool) -> StorageResu
         "storage.database_url must start with postgres://, postgresql:// or sqlite: (got '{}')",
         redact(url)
     )))
+}
+
+/// Opens the store a database URL names and runs its migrations, saying what they did.
+pub async fn migrate(url: &str, pool: PoolOptions) -> StorageResult<MigrationReport> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres::PgStore::connect(url, pool).await?.migrate_and_report().await;
+    }
+    if url.starts_with("sqlite:") {
+        return sqlite::SqliteStore::connect(url, pool)
+            .await?
+            .migrate_and_report()
+            .await;
+    }
+    connect(url, pool, false).await.map(|_| MigrationReport::default())
 }
 
 /// Connection pool sizing.

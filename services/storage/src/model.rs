@@ -553,3 +553,12 @@ pub enum Replayed {
     /// No dead letter has that id.
     NotFound,
 }
+
+/// What a migration run did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationReport {
+    /// The migrations applied by this run, as (version, description), oldest first.
+    pub applied: Vec<(i64, String)>,
+    /// Anything else done or noticed, for the operator.
+    pub notes: Vec<String>,
+}

@@ -122,9 +122,14 @@ pub(super) async fn fold_key(
             }
             Job::Action(job) => job,
         };
+        let mut job = job;
+        let labels = workflow_labels(job.action.workflow_type.as_str(), job.action.namespace().as_str());
+        if !job.dedup_counted {
+            // Once per request: a retried attempt checks again, but it is the same request.
+            metrics.dedup_checks.add(1, &labels);
+            job.dedup_counted = true;
+        }
         let action = &job.action;
-        let labels = workflow_labels(action.workflow_type.as_str(), action.namespace().as_str());
-        metrics.dedup_checks.add(1, &labels);
         if let Some(record) = records.get(&action.id) {
             metrics.dedup_hits.add(1, &labels);
             let answer = duplicate(action, &job.fingerprint, record, fold.held());

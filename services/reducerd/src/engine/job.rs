@@ -31,6 +31,8 @@ pub(super) struct ActionJob {
     pub queued: bool,
     /// Outages it has waited out so far (queued actions only).
     pub outages: u32,
+    /// Whether its dedup check was counted (once per request, not per attempt).
+    pub dedup_counted: bool,
     /// The caller's span; reduce and commit spans hang below it.
     pub span: tracing::Span,
     /// Where the outcome goes.

@@ -198,6 +198,7 @@ impl Engine {
             last_seen: Version::NONE,
             queued,
             outages: 0,
+            dedup_counted: false,
             span,
             reply,
         });

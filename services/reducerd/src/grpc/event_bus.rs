@@ -132,8 +132,7 @@ impl EventBus {
     }
 }
 
-/// The `event_type` label of completion waits.
-const COMPLETION_EVENT: &str = "ActionCompleted";
+use crate::metrics::COMPLETION_EVENT;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
 

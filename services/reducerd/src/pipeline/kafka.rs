@@ -60,8 +60,11 @@ impl KafkaMaterializer {
             let batch = tokio::select! {
                 batch = tokio::time::timeout(self.batch_timeout, next_batch(&self.consumer, self.max_records)) => match batch {
                     Ok(batch) => batch,
-                    // Nothing arrived within one polling interval: poll again.
-                    Err(_) => continue,
+                    // Nothing arrived within one polling interval: caught up; poll again.
+                    Err(_) => {
+                        crate::metrics::metrics().materializer_idle();
+                        continue;
+                    }
                 },
                 _ = stop.wait_for(|stop| *stop) => return,
             };

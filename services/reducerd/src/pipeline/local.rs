@@ -72,6 +72,8 @@ impl LocalPipeline {
     async fn pass(&self, next_offset: &mut Option<i64>) -> Result<usize, StorageError> {
         let rows = self.store.pending_events(self.max_records).await?;
         if rows.is_empty() {
+            // Caught up: nothing is waiting, so projections lag nothing.
+            crate::metrics::metrics().materializer_idle();
             return Ok(0);
         }
         let first = match *next_offset {

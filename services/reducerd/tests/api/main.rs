@@ -17,6 +17,7 @@ mod jwt;
 mod kafka;
 mod kafka_tls;
 mod limits;
+mod migrate;
 mod pipeline;
 mod relay;
 mod repair;

@@ -79,6 +79,47 @@ impl PgStore {
             .map_err(|err| StorageError::Database(format!("migration failed: {err}")))
     }
 
+    /// Runs the migrations and says which it applied (and, on PostgreSQL, whether
+    /// `pg_stat_statements` could be created).
+    pub async fn migrate_and_report(&self) -> StorageResult<crate::MigrationReport> {
+        let before = applied_versions(&self.pool).await?;
+        self.migrate().await?;
+        let mut report = crate::MigrationReport::default();
+        for migration in MIGRATOR.iter() {
+            if !before.contains(&migration.version) {
+                report
+                    .applied
+                    .push((migration.version, migration.description.to_string()));
+            }
+        }
+        // The runbook's latency diagnosis reads pg_stat_statements; it can only be created
+        // where the server preloads it.
+        let preloaded: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+            .fetch_one(&self.pool)
+            .await?;
+        if preloaded.split(',').any(|lib| lib.trim() == "pg_stat_statements") {
+            let existed: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')")
+                    .fetch_one(&self.pool)
+                    .await?;
+            if existed {
+                report.notes.push("pg_stat_statements is installed".to_owned());
+            } else {
+                sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                    .execute(&self.pool)
+                    .await?;
+                report.notes.push("created the pg_stat_statements extension".to_owned());
+            }
+        } else {
+            report.notes.push(
+                "pg_stat_statements is not in shared_preload_libraries, so it was not created; \
+                 add it there (and restart PostgreSQL) for the runbook's latency queries"
+                    .to_owned(),
+            );
+        }
+        Ok(report)
+    }
+
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -432,4 +473,17 @@ fn record_from_row(row: &PgRow) -> StorageResult<ProcessedRecord> {
         rejection_reason,
         expires_at_ms: row.try_get("expires_at_ms")?,
     })
+}
+
+/// The versions of the migrations already applied (none on a new database).
+async fn applied_versions(pool: &PgPool) -> StorageResult<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await?)
 }

@@ -85,6 +85,22 @@ impl SqliteStore {
             .map_err(|err| StorageError::Database(format!("migration failed: {err}")))
     }
 
+    /// Runs the migrations and says which it applied (and, on PostgreSQL, whether
+    /// `pg_stat_statements` could be created).
+    pub async fn migrate_and_report(&self) -> StorageResult<crate::MigrationReport> {
+        let before = applied_versions(&self.pool).await?;
+        self.migrate().await?;
+        let mut report = crate::MigrationReport::default();
+        for migration in MIGRATOR.iter() {
+            if !before.contains(&migration.version) {
+                report
+                    .applied
+                    .push((migration.version, migration.description.to_string()));
+            }
+        }
+        Ok(report)
+    }
+
     /// The underlying pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -577,4 +593,19 @@ fn record_from_row(row: &SqliteRow) -> StorageResult<ProcessedRecord> {
         rejection_reason,
         expires_at_ms: row.try_get("expires_at_ms")?,
     })
+}
+
+/// The versions of the migrations already applied (none on a new database).
+async fn applied_versions(pool: &SqlitePool) -> StorageResult<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await?)
 }
