@@ -10,13 +10,22 @@ from conftest import REPO, Reducerd
 GRPCURL = str(REPO / ".tools" / "venv" / "bin" / "grpcurl")
 
 
+EXPECTED = {}
+
+
 def readme_commands(text: str) -> list:
     """The grpcurl commands of the sh blocks, each joined across its continuation lines
-    (a trailing backslash, or a single-quoted JSON body still open at the line's end)."""
+    (a trailing backslash, or a single-quoted JSON body still open at the line's end). A
+    `# expect CODE` line before a command says which gRPC code it answers on the tour's
+    server (an example of a repair with nothing to repair yet)."""
     commands = []
     for block in re.findall(r"^```sh\n(.*?)^```", text, flags=re.S | re.M):
         lines = iter(block.splitlines())
+        expect = None
         for line in lines:
+            if line.startswith("# expect "):
+                expect = line.removeprefix("# expect ").strip()
+                continue
             if not line.startswith("grpcurl "):
                 continue
             command = line
@@ -24,6 +33,9 @@ def readme_commands(text: str) -> list:
                 command = command[:-1] if command.endswith("\\") else command + "\n"
                 command += next(lines)
             commands.append(command)
+            if expect:
+                EXPECTED[command] = expect
+                expect = None
     return commands
 
 
@@ -55,6 +67,9 @@ def test_readme_command_runs(addr, command):
     args = shlex.split(command.replace("localhost:50051", addr))
     assert args[0] == "grpcurl"
     run = subprocess.run([GRPCURL, *args[1:]], capture_output=True, text=True, timeout=30)
+    if command in EXPECTED:
+        assert run.returncode != 0 and f"Code: {EXPECTED[command]}" in run.stderr, f"{command}\n{run.stdout}{run.stderr}"
+        return
     if "-max-time" in args and run.returncode != 0:
         # A streaming example ends when its -max-time passes; that is its expected end.
         assert "DeadlineExceeded" in run.stderr, f"{command}\n{run.stdout}{run.stderr}"

@@ -138,7 +138,7 @@ pub struct ActionArgs {
     /// Action type, interpreted by the reducer (for an fsm, the event).
     #[arg(long = "action", value_name = "ACTION_TYPE")]
     pub action_type: String,
-    /// Action data: a JSON object.
+    /// Action data: a JSON object, `@FILE` to read it from a file, or `-` from standard input.
     #[arg(long, value_name = "JSON", default_value = "{}")]
     pub payload: String,
     /// Action id (UUID); a new v4 UUID when not given. Reuse it to resend safely.
@@ -160,7 +160,7 @@ pub struct TryCommitArgs {
     /// The version last read; 0 creates a workflow that must not exist yet.
     #[arg(long, value_name = "N")]
     pub expected_version: u64,
-    /// The whole next state: a JSON object.
+    /// The whole next state: a JSON object, `@FILE` or `-` (standard input).
     #[arg(long, value_name = "JSON")]
     pub state: String,
     /// Workflow type; set on creation, must match afterwards when given.

@@ -13,8 +13,27 @@ use crate::error::CliError;
 /// Largest integer a 64-bit float holds exactly (2^53).
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
-/// Parses the text of `flag` (for example `--payload`), which must be a JSON object.
-pub fn parse_object(flag: &str, text: &str) -> Result<Struct, CliError> {
+/// The text a JSON flag names: `@PATH` reads a file, `-` reads standard input, anything
+/// else is the JSON itself (large payloads do not fit on a command line).
+pub fn flag_text(flag: &str, value: &str) -> Result<String, CliError> {
+    if value == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|err| CliError::Usage(format!("{flag} -: cannot read standard input: {err}")))?;
+        return Ok(text);
+    }
+    if let Some(path) = value.strip_prefix('@') {
+        return std::fs::read_to_string(path)
+            .map_err(|err| CliError::Usage(format!("{flag} @{path}: cannot read the file: {err}")));
+    }
+    Ok(value.to_owned())
+}
+
+/// Parses the text of `flag` (for example `--payload`), which must be a JSON object; `@PATH`
+/// and `-` read it from a file or standard input.
+pub fn parse_object(flag: &str, value: &str) -> Result<Struct, CliError> {
+    let text = flag_text(flag, value)?;
+    let text = text.as_str();
     let json: Json =
         serde_json::from_str(text).map_err(|err| CliError::Usage(format!("{flag} is not valid JSON: {err}")))?;
     let Json::Object(object) = json else {

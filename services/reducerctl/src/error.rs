@@ -13,6 +13,8 @@ pub enum CliError {
     /// The call worked but the answer is a failure for this command (for example a health
     /// check that is not SERVING, or a subscription the server ended early).
     Failed(String),
+    /// Whoever read the output stopped reading (`reducerctl subscribe | head`): not an error.
+    Closed,
 }
 
 impl From<Status> for CliError {
@@ -23,6 +25,9 @@ impl From<Status> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            return Self::Closed;
+        }
         Self::Failed(format!("cannot write the output: {err}"))
     }
 }
@@ -35,7 +40,30 @@ impl CliError {
             Self::Usage(_) => 2,
             Self::Rpc(status) if status.code() == Code::InvalidArgument => 2,
             Self::Rpc(_) | Self::Failed(_) => 1,
+            Self::Closed => 0,
         }
+    }
+
+    /// The error as one JSON object, for `--json`: `{"error": {"code", "message", "fields"}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (code, message, fields) = match self {
+            Self::Usage(message) => ("USAGE", message.clone(), Vec::new()),
+            Self::Failed(message) => ("FAILED", message.clone(), Vec::new()),
+            Self::Closed => ("CLOSED", String::new(), Vec::new()),
+            Self::Rpc(status) => {
+                let fields = status
+                    .get_details_bad_request()
+                    .map(|bad| {
+                        bad.field_violations
+                            .into_iter()
+                            .map(|v| serde_json::json!({"field": v.field, "problem": v.description}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (code_name(status.code()), status.message().to_owned(), fields)
+            }
+        };
+        serde_json::json!({ "error": { "code": code, "message": message, "fields": fields } })
     }
 
     /// The lines printed to stderr: the status code and message, then one line per field
@@ -43,6 +71,7 @@ impl CliError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             Self::Usage(message) | Self::Failed(message) => vec![format!("error: {message}")],
+            Self::Closed => Vec::new(),
             Self::Rpc(status) => {
                 let mut lines = vec![format!("error: {}: {}", code_name(status.code()), status.message())];
                 if let Some(bad_request) = status.get_details_bad_request() {
@@ -58,8 +87,15 @@ impl CliError {
         }
     }
 
-    /// Prints [`Self::lines`] to stderr.
-    pub fn report(&self) {
+    /// Prints [`Self::lines`] to stderr, or under `--json` [`Self::to_json`] as one line.
+    pub fn report(&self, json: bool) {
+        if matches!(self, Self::Closed) {
+            return;
+        }
+        if json {
+            eprintln!("{}", self.to_json());
+            return;
+        }
         for line in self.lines() {
             eprintln!("{line}");
         }

@@ -34,11 +34,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let printer = Printer::new(cli.json);
+    let json = cli.json;
+    let printer = Printer::new(json);
     match runtime.block_on(commands::run(cli, &printer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            err.report();
+            err.report(json);
             ExitCode::from(err.exit_code())
         }
     }

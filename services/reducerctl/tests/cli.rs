@@ -449,3 +449,58 @@ fn dead_letters_and_retry_answer_with_what_to_do() {
         .failure(1);
     assert!(never.stderr.contains("NOT_FOUND"), "{never:#?}");
 }
+
+#[test]
+fn payloads_come_from_files_and_stdin_and_errors_are_json_under_json() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("payload.json");
+    // Larger than a command line may carry.
+    let big = "y".repeat(200 * 1024);
+    std::fs::write(&file, format!(r#"{{"note":"{big}"}}"#)).expect("payload file");
+    let at_file = format!("@{}", file.display());
+    let from_file = server.ctl(&merge_action("order-f", &at_file)).success();
+    assert_eq!(from_file.field("status"), "COMMITTED");
+
+    let mut child = server.spawn_ctl(&merge_action("order-f", "-"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(br#"{"from":"stdin"}"#).expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("reducerctl");
+    assert!(output.status.success(), "{output:?}");
+    let state = server.ctl(&["--json", "get-state", "order-f"]).success().json();
+    assert_eq!(state["version"], 2);
+    assert_eq!(state["state"]["from"], "stdin");
+
+    let missing = server
+        .ctl(&merge_action("order-f", "@/nonexistent/payload.json"))
+        .failure(2);
+    assert!(missing.stderr.contains("cannot read the file"), "{missing:#?}");
+    let error = server.ctl(&["--json", "get-state", "no-such-workflow"]).failure(1);
+    let parsed: Value = serde_json::from_str(error.stderr.trim()).expect("a JSON error");
+    assert_eq!(parsed["error"]["code"], "NOT_FOUND");
+    assert!(
+        parsed["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("does not exist"))
+    );
+}
+
+#[test]
+fn a_reader_that_stops_reading_ends_reducerctl_quietly() {
+    let server = Server::start();
+    for step in 1..=3 {
+        server
+            .ctl(&merge_action("piped", &format!(r#"{{"step":{step}}}"#)))
+            .success();
+    }
+    // The replay from version 1 writes three lines; the reading end is already closed (as
+    // with `| head -0`), so each write meets a broken pipe.
+    let mut child = server.spawn_ctl(&["subscribe", "--key", "piped", "--from-version", "1", "--limit", "3"]);
+    drop(child.stdout.take());
+    let run = support::Run::from(child.wait_with_output().expect("wait"));
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.is_empty(), "nothing to report: {run:#?}");
+}

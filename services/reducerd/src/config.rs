@@ -355,6 +355,7 @@ impl Config {
         let listen = parse_addr("server.listen", &self.server.listen)?;
         let metrics_listen = parse_addr("server.metrics_listen", &self.server.metrics_listen)?;
         let roles = self.roles()?;
+        addresses::check(self)?;
         if self.server.max_payload_bytes == 0 {
             return Err(invalid("server.max_payload_bytes", "must be greater than 0"));
         }
@@ -433,11 +434,13 @@ impl Config {
         }
         let auth = Arc::new(crate::auth::Authenticator::from_config(&self.auth)?);
         let tls = crate::tls::ServerTls::load(&self.server.tls)?;
+        let metrics_tls = tls.clone().filter(|_| self.server.tls.metrics);
         self.kafka.validate()?;
         let workflow_types = self.workflow_types()?;
         Ok(Validated {
             auth,
             tls,
+            metrics_tls,
             listen,
             metrics_listen,
             roles,
@@ -541,6 +544,8 @@ pub struct Validated {
     pub auth: Arc<crate::auth::Authenticator>,
     /// Server TLS, when configured.
     pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// TLS of the HTTP port, when `server.tls.metrics` asks for it.
+    pub metrics_tls: Option<Arc<crate::tls::ServerTls>>,
     /// gRPC address.
     pub listen: SocketAddr,
     /// Metrics address.
@@ -557,6 +562,7 @@ pub struct Validated {
     pub workflow_types: WorkflowTypes,
 }
 
+mod addresses;
 mod history;
 mod kafka;
 #[cfg(test)]

@@ -289,6 +289,7 @@ pub async fn serve(
     let router = Server::builder()
         .trace_fn(rpc_span)
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(
@@ -340,6 +341,9 @@ pub async fn serve(
 
 /// Streams one client connection may have open at once.
 const MAX_CONCURRENT_STREAMS: u32 = 512;
+/// The largest block of request headers (metadata, tokens) a call may carry. A larger one is
+/// refused by HTTP/2 itself (status 431), before any gRPC handling.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 /// How often an idle connection is pinged, and how long the answer may take before the
 /// connection is closed: peers that vanished do not keep their streams for ever.
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

@@ -212,7 +212,12 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding server.metrics_listen {}", validated.metrics_listen))?;
             let console = reducerd::console::slot();
-            let metrics = telemetry.serve_metrics(metrics_listener, validated.auth.clone(), console.clone())?;
+            let metrics = telemetry.serve_metrics(
+                metrics_listener,
+                validated.auth.clone(),
+                console.clone(),
+                validated.metrics_tls.clone(),
+            )?;
             let app = App::build(config).await?.with_console(console);
             let served = reducerd::serve(listener, app, shutdown_signal()).await;
             metrics.abort();

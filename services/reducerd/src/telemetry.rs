@@ -115,6 +115,7 @@ impl Telemetry {
         listener: TcpListener,
         auth: Arc<crate::auth::Authenticator>,
         console: crate::console::Slot,
+        tls: Option<Arc<crate::tls::ServerTls>>,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let addr: SocketAddr = listener.local_addr()?;
         let registry = self.registry.clone();
@@ -152,12 +153,22 @@ impl Telemetry {
                 }),
             )
             .merge(console);
-        tracing::info!(addr = %addr, "reducerd serving metrics and the console");
-        Ok(tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app).await {
-                tracing::error!(error = %err, "metrics endpoint failed");
+        tracing::info!(addr = %addr, tls = tls.is_some(), "reducerd serving metrics and the console");
+        Ok(match tls {
+            Some(tls) => {
+                let listener = crate::tls::HttpsListener::new(listener, tls)?;
+                tokio::spawn(async move {
+                    if let Err(err) = axum::serve(listener, app).await {
+                        tracing::error!(error = %err, "metrics endpoint failed");
+                    }
+                })
             }
-        }))
+            None => tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app).await {
+                    tracing::error!(error = %err, "metrics endpoint failed");
+                }
+            }),
+        })
     }
 
     /// Flushes buffered spans and metrics and stops the exporters.

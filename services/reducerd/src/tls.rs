@@ -35,12 +35,15 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// PEM CA certificates; when set, every client must present a certificate it signed.
     pub client_ca_file: Option<PathBuf>,
+    /// Also serve the HTTP port (`/metrics` and the console) over TLS, with the same
+    /// certificate and client certificate rule.
+    pub metrics: bool,
 }
 
 impl TlsConfig {
     /// Whether TLS is configured.
     pub fn enabled(&self) -> bool {
-        self.cert_file.is_some() || self.key_file.is_some() || self.client_ca_file.is_some()
+        self.cert_file.is_some() || self.key_file.is_some() || self.client_ca_file.is_some() || self.metrics
     }
 }
 
@@ -209,9 +212,19 @@ pub fn plain_incoming(listener: TcpListener) -> ReceiverStream<io::Result<TcpStr
     ReceiverStream::new(rx)
 }
 
-/// Connections from `listener` whose TLS handshake finished; handshakes run concurrently,
-/// and one that fails (a refused client certificate, say) is logged and dropped.
+/// Connections from `listener` whose TLS handshake finished, offering HTTP/2 (gRPC).
 pub fn tls_incoming(listener: TcpListener, tls: Arc<ServerTls>) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
+    tls_incoming_for(listener, tls, b"h2")
+}
+
+/// Connections from `listener` whose TLS handshake finished, offering `protocol` by ALPN;
+/// handshakes run concurrently, and one that fails (a refused client certificate, say) is
+/// logged and dropped.
+fn tls_incoming_for(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+    protocol: &'static [u8],
+) -> ReceiverStream<io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -227,7 +240,13 @@ pub fn tls_incoming(listener: TcpListener, tls: Arc<ServerTls>) -> ReceiverStrea
                 }
             };
             let _ = stream.set_nodelay(true);
-            let acceptor = TlsAcceptor::from(tls.config());
+            let mut config = tls.config();
+            if config.alpn_protocols != [protocol.to_vec()] {
+                let mut other = (*config).clone();
+                other.alpn_protocols = vec![protocol.to_vec()];
+                config = Arc::new(other);
+            }
+            let acceptor = TlsAcceptor::from(config);
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -248,4 +267,46 @@ pub fn tls_incoming(listener: TcpListener, tls: Arc<ServerTls>) -> ReceiverStrea
 async fn accept_failed(err: &io::Error) {
     tracing::warn!(error = %err, "accepting a connection failed");
     tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// The HTTP port's listener when it speaks TLS: finished HTTP/1.1 handshakes, for axum.
+#[derive(Debug)]
+pub struct HttpsListener {
+    connections: ReceiverStream<io::Result<TlsStream<TcpStream>>>,
+    addr: std::net::SocketAddr,
+}
+
+impl HttpsListener {
+    /// Serves TLS on `listener` with the server's certificate (reloaded like the gRPC one's).
+    pub fn new(listener: TcpListener, tls: Arc<ServerTls>) -> io::Result<Self> {
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            connections: tls_incoming_for(listener, tls, b"http/1.1"),
+            addr,
+        })
+    }
+}
+
+impl axum::serve::Listener for HttpsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        use tokio_stream::StreamExt;
+        loop {
+            match self.connections.next().await {
+                Some(Ok(stream)) => {
+                    let peer = stream.get_ref().0.peer_addr().unwrap_or(self.addr);
+                    return (stream, peer);
+                }
+                Some(Err(_)) => continue,
+                // The accept loop ended (its listener failed for good): accept nothing more.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }

@@ -106,9 +106,11 @@ impl Server {
         Run::from(ctl_command(Some(&self.addr), args).output().expect("run reducerctl"))
     }
 
-    /// Starts `reducerctl --addr <this server> args…` with stdout piped, without waiting.
+    /// Starts `reducerctl --addr <this server> args…` with stdin and stdout piped, without
+    /// waiting.
     pub fn spawn_ctl(&self, args: &[&str]) -> Child {
         ctl_command(Some(&self.addr), args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

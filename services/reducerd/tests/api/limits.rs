@@ -232,3 +232,25 @@ async fn calls_beyond_the_in_flight_bound_are_shed_and_health_stays_answered() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn calls_with_large_metadata_are_served_up_to_the_header_limit() {
+    let server = start(Backend::Sqlite, |_| {}).await;
+    let mut request = tonic::Request::new(GetStateRequest {
+        workflow_key: "headers-1".into(),
+        ..Default::default()
+    });
+    // 20 KiB of metadata (a long token chain, tracing baggage): above HTTP/2's default
+    // 16 KiB, within reducerd's 64 KiB, so the call reaches the service and gets its answer.
+    let big = "x".repeat(20 * 1024);
+    request
+        .metadata_mut()
+        .insert("x-baggage", big.parse().expect("ascii metadata"));
+    let answer = server
+        .canonical()
+        .get_state(request)
+        .await
+        .expect_err("no such workflow");
+    assert_eq!(answer.code(), Code::NotFound, "{answer:?}");
+    server.stop().await;
+}

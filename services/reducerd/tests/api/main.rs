@@ -27,3 +27,4 @@ mod support;
 mod telemetry;
 mod tenancy;
 mod tls;
+mod tls_http;
