@@ -46,6 +46,9 @@ buf="$root/.tools/node/node_modules/.bin/buf"
 "$buf" lint
 "$buf" format --diff --exit-code
 
+step "buf breaking against the API before its newest change"
+scripts/check-proto-breaking.sh --self-test
+
 step "cargo fmt"
 cargo fmt --all -- --check
 

@@ -1,4 +1,9 @@
 // Package purereducer is a thin client over the generated gRPC stubs in gen/purereducer/v1.
+//
+// Layout:
+//   - client.go: Dial and its options; actions, state, dedup, the event bus and projections
+//   - history.go: GetHistory and ListWorkflows, a page at a time
+//   - repairs.go: RetryAction, ListDeadLetters and ReplayDeadLetter (admin)
 package purereducer
 
 import (

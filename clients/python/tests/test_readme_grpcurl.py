@@ -4,11 +4,9 @@ import re
 import shlex
 import subprocess
 
+import programs
 import pytest
-from conftest import REPO, Reducerd
-
-GRPCURL = str(REPO / ".tools" / "venv" / "bin" / "grpcurl")
-
+from conftest import Reducerd
 
 EXPECTED = {}
 
@@ -47,7 +45,15 @@ def _complete(command: str) -> bool:
         return False
 
 
-COMMANDS = readme_commands((REPO / "README.md").read_text())
+COMMANDS = readme_commands((programs.REPO / "README.md").read_text())
+
+
+@pytest.fixture(scope="module")
+def grpcurl():
+    try:
+        return programs.grpcurl()
+    except programs.MissingProgram as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +69,10 @@ def test_readme_has_grpcurl_commands():
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.split()[-1] for c in COMMANDS])
-def test_readme_command_runs(addr, command):
+def test_readme_command_runs(grpcurl, addr, command):
     args = shlex.split(command.replace("localhost:50051", addr))
     assert args[0] == "grpcurl"
-    run = subprocess.run([GRPCURL, *args[1:]], capture_output=True, text=True, timeout=30)
+    run = subprocess.run([grpcurl, *args[1:]], capture_output=True, text=True, timeout=30)
     if command in EXPECTED:
         assert run.returncode != 0 and f"Code: {EXPECTED[command]}" in run.stderr, f"{command}\n{run.stdout}{run.stderr}"
         return
@@ -81,7 +87,7 @@ def test_readme_shows_every_rpc():
     """Every RPC of the platform's services has a grpcurl example (ReducerFunction is
     implemented by users, not served by reducerd)."""
     rpcs = []
-    for proto in (REPO / "proto" / "purereducer" / "v1").glob("*.proto"):
+    for proto in (programs.REPO / "proto" / "purereducer" / "v1").glob("*.proto"):
         text = proto.read_text()
         for service, body in re.findall(r"^service (\w+) \{(.*?)^\}", text, flags=re.S | re.M):
             if service == "ReducerFunction":

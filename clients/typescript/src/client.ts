@@ -3,101 +3,40 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client as Stub, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 
 import { ActionDedupService, type ProcessedAction as ProcessedActionPb } from "./gen/purereducer/v1/action_dedup_pb.js";
-import { CanonicalStoreService } from "./gen/purereducer/v1/canonical_store_pb.js";
+import {
+  CanonicalStoreService,
+  type HistoryEntry as HistoryEntryPb,
+  type WorkflowSummary as WorkflowSummaryPb,
+} from "./gen/purereducer/v1/canonical_store_pb.js";
 import { EventBusService } from "./gen/purereducer/v1/event_bus_pb.js";
-import type { IntentEmitted, ReducerGaveUp, StateCommitted } from "./gen/purereducer/v1/events_pb.js";
-import { ProjectionService } from "./gen/purereducer/v1/projection_pb.js";
-import { ReducerService } from "./gen/purereducer/v1/reducer_pb.js";
+import { ProjectionService, type DeadLetter as DeadLetterPb } from "./gen/purereducer/v1/projection_pb.js";
+import { ReducerService, type HandleActionResponse } from "./gen/purereducer/v1/reducer_pb.js";
 import { ActionSchema, ActionStatus, type Intent as IntentPb } from "./gen/purereducer/v1/types_pb.js";
+import type {
+  ActionResult,
+  CommitResult,
+  Completion,
+  DeadLetter,
+  Event,
+  HistoryEntry,
+  HistoryPage,
+  Intent,
+  ProcessedAction,
+  Projection,
+  ReplayResult,
+  Status,
+  Watermark,
+  WorkflowPage,
+  WorkflowState,
+  WorkflowSummary,
+} from "./types.js";
 
 export { Code, ConnectError };
-
-/** How an action ended (ActionStatus without its ACTION_STATUS_ prefix). */
-export type Status = "UNSPECIFIED" | "COMMITTED" | "DUPLICATE" | "REJECTED" | "GAVE_UP";
-
-export interface Intent {
-  intentType: string;
-  payload: JsonObject;
-}
-
-export interface ActionResult {
-  status: Status;
-  version: number;
-  state: JsonObject;
-  intents: Intent[];
-  attempts: number;
-  resultHash: string;
-  rejectionReason: string;
-  correlationId: string;
-  actionId: string;
-  workflowKey: string;
-}
-
-export interface WorkflowState {
-  workflowKey: string;
-  version: number;
-  state: JsonObject;
-  workflowType: string;
-  namespace: string;
-  updatedAt?: Date;
-}
-
-/** `committed` with the new `version`, or a conflict with the stored `currentVersion`. */
-export type CommitResult = { committed: true; version: number } | { committed: false; currentVersion: number };
-
-export interface ProcessedAction {
-  workflowKey: string;
-  actionId: string;
-  resultHash: string;
-  version: number;
-  status: Status;
-  expiresAt?: Date;
-  /** The workflow's namespace ("default" when the request left it empty). */
-  namespace: string;
-}
-
-export interface Completion {
-  correlationId: string;
-  actionId: string;
-  workflowKey: string;
-  status: Status;
-  version: number;
-  resultHash: string;
-  rejectionReason: string;
-  /** The namespace the action was published in. */
-  namespace: string;
-}
-
-/** One published event and its generated message. */
-export type Event =
-  | { kind: "stateCommitted"; workflowKey: string; version: number; message: StateCommitted }
-  | { kind: "reducerGaveUp"; workflowKey: string; version: number; message: ReducerGaveUp }
-  | { kind: "intentEmitted"; workflowKey: string; version: number; message: IntentEmitted };
-
-export interface Projection {
-  workflowKey: string;
-  version: number;
-  tag: string;
-  lastAction: string;
-  namespace: string;
-  updatedAt?: Date;
-  indices: JsonObject;
-  extras: JsonObject;
-  /** True when minVersion was not reached in time and the answer came from the canonical state. */
-  fromCanonical: boolean;
-}
-
-export interface Watermark {
-  topic: string;
-  partition: number;
-  offset: number;
-  updatedAt?: Date;
-}
 
 export interface ClientOptions {
   /** Connect with TLS (HTTP/2 over TLS). An https:// target means the same. */
@@ -129,6 +68,42 @@ export interface ActionInput {
   timeoutMs?: number;
   /** Extra attempts on UNAVAILABLE or DEADLINE_EXCEEDED, with the same action id. */
   retries?: number;
+}
+
+/** Which page of a workflow's history getHistory reads. */
+export interface HistoryInput {
+  workflowKey: string;
+  /** "default" when empty. */
+  namespace?: string;
+  /** The first version to return (0: the oldest kept, or with `reverse` the latest). */
+  fromVersion?: number;
+  /** At most this many entries (0: 100; at most 1000). */
+  limit?: number;
+  /** Newest first. */
+  reverse?: boolean;
+  /** The previous page's nextPageToken, with the same `reverse`. */
+  pageToken?: string;
+  timeoutMs?: number;
+}
+
+/** Which workflows listWorkflows reads: those matching every filter given. */
+export interface WorkflowFilter {
+  /** "default" when empty. */
+  namespace?: string;
+  workflowType?: string;
+  /** Workflow keys starting with this. */
+  keyPrefix?: string;
+  /** Last committed at or after this time. */
+  updatedAfter?: Date;
+  /** Last committed before this time. */
+  updatedBefore?: Date;
+  /** The state's "status" (for fsm workflows, the FSM state). */
+  tag?: string;
+  /** At most this many (0: 100; at most 1000). */
+  limit?: number;
+  /** The previous page's nextPageToken, with the same filter. */
+  pageToken?: string;
+  timeoutMs?: number;
 }
 
 // Worth another try with the same action id: the server never saw the call, or we stopped
@@ -179,18 +154,24 @@ export class Client {
   async handleAction(input: ActionInput): Promise<ActionResult> {
     const action = toAction(input);
     const r = await retrying(input, (timeoutMs) => this.reducer.handleAction({ action }, { timeoutMs }));
-    return {
-      status: status(r.status),
-      version: Number(r.version),
-      state: r.state ?? {},
-      intents: r.intents.map(intent),
-      attempts: r.attempts,
-      resultHash: r.resultHash,
-      rejectionReason: r.rejectionReason,
-      correlationId: r.correlationId,
-      actionId: r.actionId,
-      workflowKey: r.workflowKey,
-    };
+    return actionResult(r);
+  }
+
+  /** Applies again an action whose last attempt ended GAVE_UP (admin), with the id, type and
+   * payload history kept, and resolves to its outcome as handleAction would. Rejects with
+   * Code.FailedPrecondition when the action did not give up (the message says how it ended),
+   * Code.NotFound when history has no trace of it. Not retried on UNAVAILABLE: after a lost
+   * reply a repeat would answer FailedPrecondition, so read the history instead. */
+  async retryAction(input: {
+    workflowKey: string;
+    actionId: string;
+    namespace?: string;
+    timeoutMs?: number;
+  }): Promise<ActionResult> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, ...request } = input;
+    const r = await this.reducer.retryAction(request, { timeoutMs });
+    if (!r.outcome) throw new ConnectError("RetryAction answered without an outcome", Code.Internal);
+    return actionResult(r.outcome);
   }
 
   /** The current state; rejects with ConnectError(Code.NotFound) for an unknown key. A workflow
@@ -223,6 +204,36 @@ export class Client {
     );
     if (r.outcome.case === "committed") return { committed: true, version: Number(r.outcome.value.version) };
     return { committed: false, currentVersion: Number(r.outcome.value?.currentVersion ?? 0) };
+  }
+
+  /** A page of what happened to a workflow: every commit, refusal and give-up history retention
+   * keeps, oldest first (newest first with `reverse`). For the next page pass nextPageToken as
+   * `pageToken` with the same `reverse`; it is "" on the last page. */
+  async getHistory(input: HistoryInput): Promise<HistoryPage> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, fromVersion = 0, ...request } = input;
+    const r = await this.store.getHistory({ ...request, fromVersion: BigInt(fromVersion) }, { timeoutMs });
+    return {
+      workflowKey: r.workflowKey,
+      namespace: r.namespace,
+      entries: r.entries.map(historyEntry),
+      nextPageToken: r.nextPageToken,
+    };
+  }
+
+  /** A page of the workflows of a namespace that match every filter given, in workflow key
+   * order (bytewise). For the next page pass nextPageToken as `pageToken` with the same filter;
+   * it is "" on the last page. */
+  async listWorkflows(filter: WorkflowFilter = {}): Promise<WorkflowPage> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, updatedAfter, updatedBefore, ...request } = filter;
+    const r = await this.store.listWorkflows(
+      {
+        ...request,
+        updatedAfter: updatedAfter && timestampFromDate(updatedAfter),
+        updatedBefore: updatedBefore && timestampFromDate(updatedBefore),
+      },
+      { timeoutMs },
+    );
+    return { workflows: r.workflows.map(workflowSummary), nextPageToken: r.nextPageToken };
   }
 
   async shouldProcess(
@@ -332,6 +343,22 @@ export class Client {
       updatedAt: date(w.updatedAt),
     }));
   }
+
+  /** The events the pipeline could not apply, newest first (admin; a token sees only its
+   * namespaces' letters). `limit` caps the list (0: 100; at most 1000). */
+  async listDeadLetters(limit = 0, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<DeadLetter[]> {
+    const r = await this.projection.listDeadLetters({ limit }, { timeoutMs });
+    return r.deadLetters.map(deadLetter);
+  }
+
+  /** Writes a dead-lettered StateCommitted event to its projection, unless it already has that
+   * version or a newer one, and marks the letter replayed (admin). Rejects with Code.NotFound for
+   * an unknown id, Code.FailedPrecondition for a letter replayed before or one that cannot be
+   * decoded. */
+  async replayDeadLetter(id: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ReplayResult> {
+    const r = await this.projection.replayDeadLetter({ id: BigInt(id) }, { timeoutMs });
+    return { applied: r.applied, message: r.message };
+  }
 }
 
 // The node:tls options for the connection: trusted CAs and the client certificate.
@@ -384,6 +411,21 @@ async function retrying<T>(input: ActionInput, call: (timeoutMs: number) => Prom
   }
 }
 
+function actionResult(r: HandleActionResponse): ActionResult {
+  return {
+    status: status(r.status),
+    version: Number(r.version),
+    state: r.state ?? {},
+    intents: r.intents.map(intent),
+    attempts: r.attempts,
+    resultHash: r.resultHash,
+    rejectionReason: r.rejectionReason,
+    correlationId: r.correlationId,
+    actionId: r.actionId,
+    workflowKey: r.workflowKey,
+  };
+}
+
 function status(value: ActionStatus): Status {
   return (ActionStatus[value] ?? "UNSPECIFIED") as Status;
 }
@@ -405,5 +447,48 @@ function processed(p: ProcessedActionPb): ProcessedAction {
     status: status(p.status),
     expiresAt: date(p.expiresAt),
     namespace: p.namespace,
+  };
+}
+
+function historyEntry(e: HistoryEntryPb): HistoryEntry {
+  return {
+    version: Number(e.version),
+    status: status(e.status),
+    actionId: e.actionId,
+    actionType: e.actionType,
+    correlationId: e.correlationId,
+    state: e.state,
+    intents: e.intents.map(intent),
+    reason: e.reason,
+    resultHash: e.resultHash,
+    actor: e.actor,
+    recordedAt: date(e.recordedAt),
+    workflowType: e.workflowType,
+    payload: e.payload,
+  };
+}
+
+function workflowSummary(w: WorkflowSummaryPb): WorkflowSummary {
+  return {
+    workflowKey: w.workflowKey,
+    namespace: w.namespace,
+    workflowType: w.workflowType,
+    version: Number(w.version),
+    updatedAt: date(w.updatedAt),
+    tag: w.tag,
+  };
+}
+
+function deadLetter(d: DeadLetterPb): DeadLetter {
+  return {
+    id: Number(d.id),
+    source: d.source,
+    namespace: d.namespace,
+    workflowKey: d.workflowKey,
+    version: Number(d.version),
+    eventType: d.eventType,
+    error: d.error,
+    createdAt: date(d.createdAt),
+    replayedAt: date(d.replayedAt),
   };
 }

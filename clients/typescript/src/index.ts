@@ -2,3 +2,4 @@
 // generated messages and service descriptors are under ./gen for anything not wrapped here.
 export * from "./client.js";
 export * from "./reducer.js";
+export * from "./types.js";

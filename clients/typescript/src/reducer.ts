@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 
 import { ReducerFunction } from "./gen/purereducer/v1/reducer_function_pb.js";
-import type { Intent } from "./client.js";
+import type { Intent } from "./types.js";
 
 export interface ReducerAction {
   actionId: string;

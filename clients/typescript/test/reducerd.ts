@@ -1,16 +1,82 @@
-// Starts a live reducerd for the tests (the binary is built by cargo beforehand).
+// Starts a live reducerd for the tests, and says which binary (reducerdBinary).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { accessSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 // dist/test/reducerd.js -> the repository root is five levels up.
 const repo = resolve(fileURLToPath(import.meta.url), "../../../../..");
-export const REDUCERD = process.env.REDUCERD_BIN ?? join(repo, "target/debug/reducerd");
 const MAKE_CERTS = join(repo, "clients/tests/make-certs.sh");
+
+// The binary, or why there is none: found (or built) once per test file.
+let reducerd: string | Error | undefined;
+
+/** The reducerd the tests start (see findReducerd). Throws when there is none and it cannot be
+ * built: a suite without its server proves nothing, so it must not skip. */
+export function reducerdBinary(): string {
+  if (reducerd === undefined) {
+    try {
+      reducerd = findReducerd(repo, process.env);
+    } catch (err) {
+      reducerd = err as Error;
+    }
+  }
+  if (reducerd instanceof Error) throw reducerd;
+  return reducerd;
+}
+
+/** REDUCERD_BIN when set; else the newer of target/release/reducerd (what the top-level README
+ * builds) and target/debug/reducerd (what cargo test builds) under `root`; else
+ * target/debug/reducerd built now with `cargo build -p reducerd`. */
+export function findReducerd(root: string, env: NodeJS.ProcessEnv): string {
+  const explicit = env.REDUCERD_BIN;
+  if (explicit) {
+    // A bare name is looked up on PATH; a path must be an executable file.
+    const found = explicit.includes("/") ? (isExecutable(explicit) ? explicit : undefined) : which(explicit, env);
+    if (!found) throw new Error(`REDUCERD_BIN=${explicit} is not an executable file`);
+    return found;
+  }
+  const built = ["release", "debug"].map((profile) => join(root, "target", profile, "reducerd")).filter(isExecutable);
+  if (built.length) return built.reduce((a, b) => (statSync(b).mtimeMs > statSync(a).mtimeMs ? b : a));
+  const debug = join(root, "target/debug/reducerd");
+  // scripts/tools.sh puts cargo's own bin directory on PATH; a test run may not have it.
+  const cargo = which("cargo", env, [join(env.HOME ?? homedir(), ".cargo/bin")]);
+  if (!cargo) {
+    throw new Error(
+      "no target/release/reducerd or target/debug/reducerd, and no cargo to build one: " +
+        "install Rust, build reducerd, or set REDUCERD_BIN",
+    );
+  }
+  console.error(`tests: no reducerd under ${root}/target; ${cargo} build -p reducerd`);
+  try {
+    // cargo's progress goes to stderr; node --test reads the test's stdout.
+    execFileSync(cargo, ["build", "-p", "reducerd"], { cwd: root, env, stdio: ["ignore", 2, 2] });
+  } catch (err) {
+    throw new Error(`cargo build -p reducerd failed: ${(err as Error).message}`);
+  }
+  if (!isExecutable(debug)) throw new Error(`cargo build -p reducerd left no ${debug}`);
+  return debug;
+}
+
+/** `name` in a directory of env.PATH, or else of `more`. */
+function which(name: string, env: NodeJS.ProcessEnv, more: string[] = []): string | undefined {
+  return [...(env.PATH ?? "").split(delimiter), ...more]
+    .filter(Boolean)
+    .map((dir) => join(dir, name))
+    .find(isExecutable);
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
 
 export interface Reducerd {
   addr: string;
@@ -18,14 +84,14 @@ export interface Reducerd {
 }
 
 export async function startReducerd(config = ""): Promise<Reducerd> {
-  accessSync(REDUCERD, constants.X_OK);
+  const binary = reducerdBinary();
   const dir = mkdtempSync(join(tmpdir(), "reducerd-ts-"));
   const args = ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--database-url", `sqlite://${dir}/t.db`];
   if (config) {
     writeFileSync(join(dir, "reducerd.toml"), config);
     args.push("--config", join(dir, "reducerd.toml"));
   }
-  const proc = spawn(REDUCERD, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawn(binary, args, { stdio: ["ignore", "pipe", "inherit"] });
   const addr = await waitForAddr(proc, 30_000);
   return {
     addr,

@@ -96,6 +96,27 @@ pub enum Command {
         #[arg(long, value_name = "NS", default_value = "")]
         namespace: String,
     },
+    /// Delete a workflow (CanonicalStoreService.DeleteWorkflow; admin). Its history stays as
+    /// retention keeps it; its next action starts it again at the version after the deletion.
+    Delete {
+        /// The workflow key.
+        workflow_key: String,
+        /// The workflow's namespace; `default` when not given.
+        #[arg(long, value_name = "NS", default_value = "")]
+        namespace: String,
+        /// Delete only if the workflow is at this version (default: whatever its version).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        expected_version: u64,
+        /// Why, kept in the history and the WorkflowDeleted event.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Print a shell completion script: `source <(reducerctl completion bash)`, or save the
+    /// output where your shell loads completions from (no server is contacted).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// List or replay events the pipeline could not apply (ProjectionService; admin).
     DeadLetters {
         /// Which operation.

@@ -6,6 +6,7 @@
 use purereducer_core::{ActionId, ActionStatus, Outcome, TypeName, WorkflowKey};
 use purereducer_storage::{Replayed, Store};
 
+use crate::auth::Identity;
 use crate::engine::Engine;
 use crate::error::ApiError;
 
@@ -64,11 +65,13 @@ fn no_letter(id: i64) -> ApiError {
     ))
 }
 
-/// Writes a dead-lettered `StateCommitted` event to the projection and marks it replayed.
-pub async fn replay(store: &dyn Store, id: i64) -> Result<(Replayed, String), ApiError> {
+/// Writes a dead-lettered `StateCommitted` event to the projection and marks it replayed,
+/// for a caller granted the letter's namespace.
+pub async fn replay(store: &dyn Store, identity: &Identity, id: i64) -> Result<(Replayed, String), ApiError> {
     let Some(stored) = store.dead_letter(id).await? else {
         return Err(no_letter(id));
     };
+    crate::auth::require_namespace(identity, &stored.letter.namespace).map_err(ApiError::Denied)?;
     if stored.replayed_at_ms.is_some() {
         return Err(replayed_before(id));
     }
@@ -77,14 +80,14 @@ pub async fn replay(store: &dyn Store, id: i64) -> Result<(Replayed, String), Ap
             "dead letter {id} cannot be replayed: {err}; it stays for inspection"
         ))
     })?;
-    let Some(purereducer_api::v1::event::Kind::StateCommitted(committed)) = &event.event.kind else {
-        return Err(ApiError::FailedPrecondition(format!(
-            "dead letter {id} is a {} event, which writes no projection; nothing to replay",
-            stored.letter.event_type
-        )));
-    };
-    let row = crate::projection::row_of(committed)
-        .map_err(|err| ApiError::FailedPrecondition(format!("dead letter {id} cannot be replayed: {err}")))?;
+    let row = crate::projection::row_of_event(&event.event)
+        .map_err(|err| ApiError::FailedPrecondition(format!("dead letter {id} cannot be replayed: {err}")))?
+        .ok_or_else(|| {
+            ApiError::FailedPrecondition(format!(
+                "dead letter {id} is a {} event, which writes no projection; nothing to replay",
+                stored.letter.event_type
+            ))
+        })?;
     let replayed = store.replay_dead_letter(id, &row).await?;
     let message = describe(replayed, id)?;
     Ok((replayed, message))

@@ -78,6 +78,7 @@ impl From<EngineError> for ApiError {
             EngineError::InvalidArgument(errors) => Self::InvalidArgument(errors),
             EngineError::Mismatch(message) | EngineError::BadReducer(message) => Self::FailedPrecondition(message),
             EngineError::Reused(message) => Self::AlreadyExists(message),
+            EngineError::NotFound(message) => Self::NotFound(message),
             EngineError::Bug(detail) => Self::Internal(detail),
         }
     }

@@ -18,6 +18,8 @@ pub mod event_type {
     pub const REDUCER_GAVE_UP: &str = "ReducerGaveUp";
     /// A side effect requested by a reducer.
     pub const INTENT_EMITTED: &str = "IntentEmitted";
+    /// A workflow deleted by an operator (on the state-committed topic, in version order).
+    pub const WORKFLOW_DELETED: &str = "WorkflowDeleted";
 }
 
 /// What a commit was about, for its events.
@@ -135,6 +137,48 @@ pub fn gave_up_event(action: &Action, attempts: u32, last_seen: Version) -> Outb
         event_type::REDUCER_GAVE_UP,
         v1::event::Kind::ReducerGaveUp(gave_up),
     )
+}
+
+/// The event of a workflow deleted at `version`, and the history entry that records it (a
+/// commit without state).
+pub fn deletion(
+    context: &CommitContext<'_>,
+    version: Version,
+    actor: &str,
+    reason: &str,
+) -> (OutboxEvent, HistoryEntry) {
+    let deleted = v1::WorkflowDeleted {
+        workflow_key: context.workflow_key.to_owned(),
+        version: version.get(),
+        namespace: context.namespace.to_owned(),
+        workflow_type: context.workflow_type.to_owned(),
+        actor: actor.to_owned(),
+        reason: reason.to_owned(),
+        deleted_at: Some(SystemTime::now().into()),
+    };
+    let event = outbox(
+        context,
+        version,
+        event_type::WORKFLOW_DELETED,
+        v1::event::Kind::WorkflowDeleted(deleted),
+    );
+    let history = HistoryEntry {
+        namespace: context.namespace.to_owned(),
+        workflow_key: context.workflow_key.to_owned(),
+        version,
+        workflow_type: context.workflow_type.to_owned(),
+        action_id: context.action_id.clone(),
+        action_type: context.action_type.to_owned(),
+        correlation_id: context.correlation_id.to_owned(),
+        status: ActionStatus::Committed,
+        state: None,
+        payload: None,
+        intents: Vec::new(),
+        reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        result_hash: purereducer_core::outcome::result_hash(ActionStatus::Committed, version, None, &[], None),
+        actor: actor.to_owned(),
+    };
+    (event, history)
 }
 
 /// The history entry of an action that gave up after `attempts` conflicts.

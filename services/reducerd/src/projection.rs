@@ -26,6 +26,7 @@ pub fn decode(payload: &[u8]) -> Result<PublishedEvent, EventError> {
         Some(v1::event::Kind::StateCommitted(e)) => (&e.workflow_key, &e.namespace, &e.workflow_type),
         Some(v1::event::Kind::ReducerGaveUp(e)) => (&e.workflow_key, &e.namespace, &e.workflow_type),
         Some(v1::event::Kind::IntentEmitted(e)) => (&e.workflow_key, &e.namespace, &e.workflow_type),
+        Some(v1::event::Kind::WorkflowDeleted(e)) => (&e.workflow_key, &e.namespace, &e.workflow_type),
         None => return Err(EventError::Malformed("event has no kind".to_owned())),
     };
     Ok(PublishedEvent {
@@ -34,6 +35,31 @@ pub fn decode(payload: &[u8]) -> Result<PublishedEvent, EventError> {
         workflow_type: workflow_type.clone(),
         event,
     })
+}
+
+/// The projection row an event writes: a `StateCommitted` event's state, a `WorkflowDeleted`
+/// event's tombstone; `None` for events that write none.
+pub fn row_of_event(event: &v1::Event) -> Result<Option<ProjectionRow>, EventError> {
+    match &event.kind {
+        Some(v1::event::Kind::StateCommitted(committed)) => row_of(committed).map(Some),
+        Some(v1::event::Kind::WorkflowDeleted(deleted)) => Ok(Some(tombstone_of(deleted))),
+        _ => Ok(None),
+    }
+}
+
+/// The tombstone row of a deleted workflow: it keeps the version, so older events of the
+/// workflow delivered again cannot bring the row back.
+pub fn tombstone_of(deleted: &v1::WorkflowDeleted) -> ProjectionRow {
+    ProjectionRow {
+        workflow_key: deleted.workflow_key.clone(),
+        version: purereducer_core::Version::new(deleted.version),
+        tag: None,
+        last_action: "DeleteWorkflow".to_owned(),
+        namespace: deleted.namespace.clone(),
+        indices: json!({}),
+        extras: json!({}),
+        deleted: true,
+    }
 }
 
 /// The projection row of a `StateCommitted` event: the `status` member (when a string) as
@@ -54,5 +80,6 @@ pub fn row_of(committed: &v1::StateCommitted) -> Result<ProjectionRow, EventErro
             "correlation_id": committed.correlation_id,
         }),
         extras: Value::Object(state),
+        deleted: false,
     })
 }

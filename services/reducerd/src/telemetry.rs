@@ -155,19 +155,8 @@ impl Telemetry {
             .merge(console);
         tracing::info!(addr = %addr, tls = tls.is_some(), "reducerd serving metrics and the console");
         Ok(match tls {
-            Some(tls) => {
-                let listener = crate::tls::HttpsListener::new(listener, tls)?;
-                tokio::spawn(async move {
-                    if let Err(err) = axum::serve(listener, app).await {
-                        tracing::error!(error = %err, "metrics endpoint failed");
-                    }
-                })
-            }
-            None => tokio::spawn(async move {
-                if let Err(err) = axum::serve(listener, app).await {
-                    tracing::error!(error = %err, "metrics endpoint failed");
-                }
-            }),
+            Some(tls) => tokio::spawn(serve_http(crate::tls::HttpsListener::new(listener, tls)?, app)),
+            None => tokio::spawn(serve_http(listener, app)),
         })
     }
 
@@ -184,6 +173,17 @@ impl Telemetry {
             }
         })
         .await;
+    }
+}
+
+/// Serves the HTTP port's routes on `listener` (plain TCP or TLS) until the task is dropped.
+async fn serve_http<L>(listener: L, app: axum::Router)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    if let Err(err) = axum::serve(listener, app).await {
+        tracing::error!(error = %err, "metrics endpoint failed");
     }
 }
 

@@ -181,9 +181,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The newest history entry of `action_id` on a workflow.
     async fn history_of_action(&self, key: &WorkflowKey, action_id: &str) -> StorageResult<Option<HistoryRecord>>;
 
-    /// The most recent give-ups across every workflow (of `namespace` when given), newest
-    /// first, leaving out actions that were applied since.
-    async fn recent_gave_up(&self, namespace: Option<&Namespace>, limit: u32) -> StorageResult<Vec<HistoryRecord>>;
+    /// The most recent give-ups across every workflow, newest first, leaving out actions
+    /// that were applied since.
+    async fn recent_gave_up(&self, limit: u32) -> StorageResult<Vec<HistoryRecord>>;
 
     /// Durably queues actions, in the given order behind the earlier actions of their keys;
     /// returns once they are committed.

@@ -17,6 +17,9 @@ pub struct StoredState {
     pub namespace: String,
     /// Last commit time, unix milliseconds by the database clock.
     pub updated_at_ms: i64,
+    /// The workflow was deleted at `version`: the row is a tombstone, `state` is empty, and
+    /// the next commit starts a new workflow (of any type) at the version after it.
+    pub deleted: bool,
 }
 
 /// A remembered action outcome.
@@ -98,6 +101,8 @@ pub struct StateWrite {
     pub workflow_type: TypeName,
     /// Who made the change.
     pub provenance: serde_json::Value,
+    /// The write deletes the workflow (a tombstone at `version`); `state` is then empty.
+    pub deleted: bool,
 }
 
 /// One atomic commit. Several actions may be folded into one request: each brings its own
@@ -235,6 +240,8 @@ pub struct ProjectionRow {
     pub indices: serde_json::Value,
     /// The rest of the state.
     pub extras: serde_json::Value,
+    /// The workflow was deleted at `version` (a tombstone: no tag, empty indices and extras).
+    pub deleted: bool,
 }
 
 /// What applying a batch of projection updates did.

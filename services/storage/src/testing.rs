@@ -324,12 +324,8 @@ impl Store for Instrumented {
     ) -> StorageResult<Option<crate::HistoryRecord>> {
         self.inner.history_of_action(key, action_id).await
     }
-    async fn recent_gave_up(
-        &self,
-        namespace: Option<&Namespace>,
-        limit: u32,
-    ) -> StorageResult<Vec<crate::HistoryRecord>> {
-        self.inner.recent_gave_up(namespace, limit).await
+    async fn recent_gave_up(&self, limit: u32) -> StorageResult<Vec<crate::HistoryRecord>> {
+        self.inner.recent_gave_up(limit).await
     }
     async fn list_workflows(&self, filter: &crate::WorkflowFilter) -> StorageResult<Vec<crate::WorkflowSummary>> {
         self.inner.list_workflows(filter).await

@@ -25,6 +25,9 @@ use projections::*;
 #[path = "conformance/queue.rs"]
 mod queue;
 use queue::*;
+#[path = "conformance/tombstones.rs"]
+mod tombstones;
+use tombstones::*;
 
 /// Runs each listed test once per backend.
 macro_rules! conformance {
@@ -72,6 +75,8 @@ conformance!(
     history_is_written_with_its_commit_and_paged_both_ways,
     history_is_pruned_by_count_and_by_age,
     workflows_are_listed_by_filter_in_key_order,
+    a_deleted_workflow_keeps_its_version_as_a_tombstone,
+    a_projection_tombstone_outlives_redelivered_events,
 );
 
 fn key(raw: &str) -> WorkflowKey {
@@ -88,6 +93,7 @@ fn write(version: u64, state: serde_json::Value) -> StateWrite {
         version: Version::new(version),
         workflow_type: TypeName::parse("merge", "workflow_type").expect("valid"),
         provenance: json!({"actor": "conformance"}),
+        deleted: false,
     }
 }
 

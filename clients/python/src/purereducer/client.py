@@ -4,13 +4,13 @@ import os
 import random
 import time
 import uuid
-from datetime import timezone
-from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+from datetime import datetime
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Union
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import timestamp_pb2
 
-from . import _json
+from . import _convert, _json
 from .pb import (
     action_dedup_pb2,
     action_dedup_pb2_grpc,
@@ -28,15 +28,16 @@ from .types import (
     ActionResult,
     CommitResult,
     Completion,
+    DeadLetter,
     DedupCheck,
     Event,
-    Intent,
-    ProcessedAction,
+    HistoryPage,
     Projection,
     Published,
     PureReducerError,
-    Status,
+    ReplayResult,
     Watermark,
+    WorkflowPage,
     WorkflowState,
 )
 
@@ -122,18 +123,23 @@ class Client:
                            namespace, correlation_id)
         )
         reply = self._retrying(self._reducer.HandleAction, request, timeout, retries)
-        return ActionResult(
-            status=_status(reply.status),
-            version=reply.version,
-            state=_json.from_struct(reply.state),
-            intents=[_intent(i) for i in reply.intents],
-            attempts=reply.attempts,
-            result_hash=reply.result_hash,
-            rejection_reason=reply.rejection_reason,
-            correlation_id=reply.correlation_id,
-            action_id=reply.action_id,
-            workflow_key=reply.workflow_key,
+        return _convert.action_result(reply)
+
+    def retry_action(self, workflow_key: str, action_id: str, namespace: str = "",
+                     timeout: float = 10.0) -> ActionResult:
+        """Applies again an action whose last attempt ended GAVE_UP (admin), with the id, type
+        and payload history kept, and returns its outcome as handle_action would. Raises
+        PureReducerError: FAILED_PRECONDITION when the action did not give up (the details
+        say how it ended), NOT_FOUND when history has no trace of it. Not retried on
+        UNAVAILABLE: after a lost reply the repeat would answer FAILED_PRECONDITION, so
+        read the history instead."""
+        reply = self._call(
+            self._reducer.RetryAction,
+            reducer_pb2.RetryActionRequest(namespace=namespace, workflow_key=workflow_key,
+                                           action_id=action_id),
+            timeout,
         )
+        return _convert.action_result(reply.outcome)
 
     # --- CanonicalStoreService --------------------------------------------------------
 
@@ -151,7 +157,7 @@ class Client:
             state=_json.from_struct(reply.state),
             workflow_type=reply.workflow_type,
             namespace=reply.namespace,
-            updated_at=_time(reply, "updated_at"),
+            updated_at=_convert.datetime_of(reply, "updated_at"),
         )
 
     def try_commit(
@@ -178,6 +184,68 @@ class Client:
             return CommitResult(committed=True, version=reply.committed.version)
         return CommitResult(committed=False, current_version=reply.conflict.current_version)
 
+    def get_history(
+        self,
+        workflow_key: str,
+        *,
+        namespace: str = "",
+        from_version: int = 0,
+        limit: int = 0,
+        reverse: bool = False,
+        page_token: str = "",
+        timeout: float = 10.0,
+    ) -> HistoryPage:
+        """A page of what happened to a workflow: every commit, refusal and give-up history
+        retention keeps, oldest first (newest first with `reverse`). `from_version` is where
+        to start (0: the oldest kept, or with `reverse` the latest); `limit` caps the page
+        (0: 100, at most 1000). For the next page pass the page's `next_page_token` as
+        `page_token`, with the same `reverse`; it is "" on the last page."""
+        reply = self._call(
+            self._store.GetHistory,
+            canonical_store_pb2.GetHistoryRequest(
+                workflow_key=workflow_key, namespace=namespace, from_version=from_version,
+                limit=limit, reverse=reverse, page_token=page_token),
+            timeout,
+        )
+        return HistoryPage(
+            workflow_key=reply.workflow_key,
+            namespace=reply.namespace,
+            entries=[_convert.history_entry(e) for e in reply.entries],
+            next_page_token=reply.next_page_token,
+        )
+
+    def list_workflows(
+        self,
+        *,
+        namespace: str = "",
+        workflow_type: str = "",
+        key_prefix: str = "",
+        updated_after: Optional[datetime] = None,
+        updated_before: Optional[datetime] = None,
+        tag: str = "",
+        limit: int = 0,
+        page_token: str = "",
+        timeout: float = 10.0,
+    ) -> WorkflowPage:
+        """A page of the workflows of a namespace ("default" when empty) that match every
+        filter given, in workflow key order (bytewise). `updated_after` (inclusive) and
+        `updated_before` (exclusive) bound the last commit time (naive datetimes are UTC);
+        `tag` matches the state's "status". `limit` caps the page (0: 100, at most 1000).
+        For the next page pass `next_page_token` as `page_token` with the same filter; it is
+        "" on the last page."""
+        reply = self._call(
+            self._store.ListWorkflows,
+            canonical_store_pb2.ListWorkflowsRequest(
+                namespace=namespace, workflow_type=workflow_type, key_prefix=key_prefix,
+                updated_after=_timestamp(updated_after), updated_before=_timestamp(updated_before),
+                tag=tag, limit=limit, page_token=page_token),
+            timeout,
+        )
+        return WorkflowPage(
+            workflows=[_convert.workflow_summary(w) for w in reply.workflows],
+            next_page_token=reply.next_page_token,
+        )
+
     # --- ActionDedupService -----------------------------------------------------------
 
     def should_process(self, workflow_key: str, action_id: str, timeout: float = 10.0,
@@ -188,7 +256,7 @@ class Client:
                                                   namespace=namespace),
             timeout,
         )
-        previous = _processed(reply.previous) if reply.HasField("previous") else None
+        previous = _convert.processed(reply.previous) if reply.HasField("previous") else None
         return DedupCheck(should_process=reply.should_process, previous=previous)
 
     def record_processed(
@@ -261,7 +329,7 @@ class Client:
             correlation_id=reply.correlation_id,
             action_id=reply.action_id,
             workflow_key=reply.workflow_key,
-            status=_status(reply.status),
+            status=_convert.status(reply.status),
             version=reply.version,
             result_hash=reply.result_hash,
             rejection_reason=reply.rejection_reason,
@@ -285,7 +353,7 @@ class Client:
             )
         )
         stream = self._bus.Subscribe(request, timeout=timeout, metadata=self._metadata)
-        return _events(stream)
+        return _convert.events(stream)
 
     # --- ProjectionService ------------------------------------------------------------
 
@@ -305,7 +373,7 @@ class Client:
             tag=p.tag,
             last_action=p.last_action,
             namespace=p.namespace,
-            updated_at=_time(p, "updated_at"),
+            updated_at=_convert.datetime_of(p, "updated_at"),
             indices=_json.from_struct(p.indices),
             extras=_json.from_struct(p.extras),
             from_canonical=reply.from_canonical,
@@ -316,9 +384,25 @@ class Client:
                            projection_pb2.ListWatermarksRequest(), timeout)
         return [
             Watermark(topic=w.topic, partition=w.partition, offset=w.offset,
-                      updated_at=_time(w, "updated_at"))
+                      updated_at=_convert.datetime_of(w, "updated_at"))
             for w in reply.watermarks
         ]
+
+    def list_dead_letters(self, limit: int = 0, timeout: float = 10.0) -> List[DeadLetter]:
+        """The events the pipeline could not apply, newest first (admin; a token sees only
+        its namespaces' letters). `limit` caps the list (0: 100, at most 1000)."""
+        reply = self._call(self._projection.ListDeadLetters,
+                           projection_pb2.ListDeadLettersRequest(limit=limit), timeout)
+        return [_convert.dead_letter(d) for d in reply.dead_letters]
+
+    def replay_dead_letter(self, dead_letter_id: int, timeout: float = 10.0) -> ReplayResult:
+        """Writes a dead-lettered StateCommitted event to its projection, unless it already
+        has that version or a newer one, and marks the letter replayed (admin). Raises
+        PureReducerError: NOT_FOUND for an unknown id, FAILED_PRECONDITION for a letter
+        replayed before or one that cannot be decoded."""
+        reply = self._call(self._projection.ReplayDeadLetter,
+                           projection_pb2.ReplayDeadLetterRequest(id=dead_letter_id), timeout)
+        return ReplayResult(applied=reply.applied, message=reply.message)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -372,42 +456,9 @@ def _action(workflow_key, workflow_type, action_type, payload, action_id, namesp
     )
 
 
-def _status(value: int) -> Status:
-    return Status(types_pb2.ActionStatus.Name(value).removeprefix("ACTION_STATUS_"))
-
-
-def _intent(intent) -> Intent:
-    return Intent(intent_type=intent.intent_type, payload=_json.from_struct(intent.payload))
-
-
-def _time(message, name):
-    return getattr(message, name).ToDatetime(tzinfo=timezone.utc) if message.HasField(name) else None
-
-
-def _processed(p) -> ProcessedAction:
-    return ProcessedAction(
-        workflow_key=p.workflow_key,
-        action_id=p.action_id,
-        result_hash=p.result_hash,
-        version=p.version,
-        status=_status(p.status),
-        expires_at=_time(p, "expires_at"),
-        namespace=p.namespace,
-    )
-
-
-def _events(stream) -> Iterator[Event]:
-    try:
-        for reply in stream:
-            kind = reply.event.WhichOneof("kind")
-            if kind is None:
-                continue  # an event kind newer than this client
-            inner = getattr(reply.event, kind)
-            body = _json.plain(json_format.MessageToDict(inner, preserving_proto_field_name=True))
-            version = inner.last_seen_version if kind == "reducer_gave_up" else inner.version
-            yield Event(kind=kind, workflow_key=inner.workflow_key, version=version, body=body)
-    except grpc.RpcError as err:
-        if err.code() != grpc.StatusCode.CANCELLED:
-            raise PureReducerError(err.code(), err.details() or "") from err
-    finally:
-        stream.cancel()
+def _timestamp(value: Optional[datetime]) -> Optional[timestamp_pb2.Timestamp]:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp

@@ -136,3 +136,91 @@ class Watermark:
     partition: int
     offset: int
     updated_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One thing that happened to a workflow: a commit, a refusal or a give-up."""
+
+    # The version committed, or for a refusal or give-up the version the action saw.
+    version: int
+    # COMMITTED, REJECTED or GAVE_UP.
+    status: Status
+    # Empty for a TryCommit without provenance action_id.
+    action_id: str
+    # The action type, or "TryCommit".
+    action_type: str
+    correlation_id: str
+    # The state at this version; None unless status is COMMITTED.
+    state: Optional[dict]
+    intents: list
+    # Why the action was refused or gave up (for TryCommit, its provenance reason).
+    reason: str
+    result_hash: str
+    # "reducer-service", or TryCommit's provenance actor.
+    actor: str
+    recorded_at: Optional[datetime]
+    workflow_type: str
+    # The action's payload; None for TryCommit.
+    payload: Optional[dict]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of a workflow's history; pass `next_page_token` back for the next one ("" on
+    the last page)."""
+
+    workflow_key: str
+    namespace: str
+    entries: list
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """A workflow as ListWorkflows shows it, without its state."""
+
+    workflow_key: str
+    namespace: str
+    workflow_type: str
+    version: int
+    updated_at: Optional[datetime]
+    # The state's "status" field when it is a string (the FSM state for fsm workflows).
+    tag: str
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """Workflows in key order; pass `next_page_token` back, with the same filter, for the
+    next page ("" on the last page)."""
+
+    workflows: list
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event the pipeline could not apply."""
+
+    # What replay_dead_letter takes.
+    id: int
+    # Where it came from: outbox/<id>, or <topic>/<partition>/<offset>.
+    source: str
+    namespace: str
+    workflow_key: str
+    version: int
+    event_type: str
+    # Why it could not be applied.
+    error: str
+    created_at: Optional[datetime]
+    # When an operator replayed it; None if never.
+    replayed_at: Optional[datetime]
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """What replaying a dead letter did: `applied` is False when the projection already had
+    that version or a newer one (the letter is marked replayed either way)."""
+
+    applied: bool
+    message: str

@@ -181,6 +181,15 @@ fn event_record(event: Event) -> Option<Record> {
                 .field("intent_type", intent_type)
                 .field("payload", payload)
         }
+        Kind::WorkflowDeleted(e) => Record::new()
+            .field("event", "workflow_deleted")
+            .field("workflow_key", e.workflow_key)
+            .field("version", e.version)
+            .field("namespace", e.namespace)
+            .field("workflow_type", e.workflow_type)
+            .field("actor", e.actor)
+            .field("reason", e.reason)
+            .field("deleted_at", timestamp_to_json(e.deleted_at.as_ref())),
     };
     Some(record)
 }

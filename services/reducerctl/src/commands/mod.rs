@@ -18,6 +18,9 @@ use crate::output::Printer;
 
 /// Runs the parsed command line against the server at `--addr`.
 pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
+    if let Command::Completion { shell } = cli.command {
+        return completion(shell);
+    }
     let security = Security {
         tls: cli.tls,
         ca_file: cli.ca_file.clone(),
@@ -42,6 +45,13 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
             action_id,
             namespace,
         } => dead_letters::retry(&connection, printer, workflow_key, action_id, namespace).await,
+        Command::Delete {
+            workflow_key,
+            namespace,
+            expected_version,
+            reason,
+        } => state::delete(&connection, printer, workflow_key, namespace, expected_version, reason).await,
+        Command::Completion { shell } => completion(shell),
         Command::DeadLetters { command } => dead_letters::run(&connection, printer, command).await,
         Command::Dedup { command } => dedup::run(&connection, printer, command).await,
         Command::Publish(args) => bus::publish(&connection, printer, args).await,
@@ -53,6 +63,16 @@ pub async fn run(cli: Cli, printer: &Printer) -> Result<(), CliError> {
         Command::Subscribe(args) => bus::subscribe(&connection, printer, args).await,
         Command::Health { service } => health::check(&connection, printer, service).await,
     }
+}
+
+/// Writes the completion script of `shell` to standard output.
+fn completion(shell: clap_complete::Shell) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "reducerctl", &mut script);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+    Ok(())
 }
 
 /// An action status without its `ACTION_STATUS_` prefix (`COMMITTED`, `DUPLICATE`, …).

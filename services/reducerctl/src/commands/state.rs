@@ -1,10 +1,10 @@
-//! `get-state` and `try-commit` (CanonicalStoreService).
+//! `get-state`, `try-commit` and `delete` (CanonicalStoreService).
 
 use std::time::Duration;
 
 use purereducer_api::v1::canonical_store_service_client::CanonicalStoreServiceClient;
 use purereducer_api::v1::try_commit_response::Outcome;
-use purereducer_api::v1::{GetStateRequest, Provenance, TryCommitRequest};
+use purereducer_api::v1::{DeleteWorkflowRequest, GetStateRequest, Provenance, TryCommitRequest};
 
 use crate::cli::TryCommitArgs;
 use crate::client::{Connection, within};
@@ -77,5 +77,31 @@ pub async fn try_commit(connection: &Connection, printer: &Printer, args: TryCom
             ));
         }
     };
+    Ok(printer.record(&record)?)
+}
+
+/// Deletes a workflow; prints the version the deletion took.
+pub async fn delete(
+    connection: &Connection,
+    printer: &Printer,
+    workflow_key: String,
+    namespace: String,
+    expected_version: u64,
+    reason: String,
+) -> Result<(), CliError> {
+    let deadline = Some(connection.deadline(Duration::ZERO));
+    let mut client = CanonicalStoreServiceClient::new(connection.channel.clone());
+    let message = DeleteWorkflowRequest {
+        workflow_key: workflow_key.clone(),
+        namespace,
+        expected_version,
+        reason,
+    };
+    let answer = within(deadline, client.delete_workflow(connection.request(message, deadline)))
+        .await?
+        .into_inner();
+    let record = Record::new()
+        .field("deleted", workflow_key)
+        .field("version", answer.version);
     Ok(printer.record(&record)?)
 }

@@ -260,6 +260,7 @@ pub fn access_for(path: &str) -> Access {
     let method = path.strip_prefix("purereducer.v1.").unwrap_or(path);
     match method {
         "CanonicalStoreService/TryCommit"
+        | "CanonicalStoreService/DeleteWorkflow"
         | "ActionDedupService/RecordProcessed"
         | "ActionDedupService/CleanupExpired"
         | "ReducerService/RetryAction"

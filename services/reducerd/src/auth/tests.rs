@@ -64,6 +64,10 @@ fn each_rpc_needs_its_role() {
         ),
         ("/purereducer.v1.CanonicalStoreService/GetState", Needs(Role::Reader)),
         ("/purereducer.v1.CanonicalStoreService/TryCommit", Needs(Role::Admin)),
+        (
+            "/purereducer.v1.CanonicalStoreService/DeleteWorkflow",
+            Needs(Role::Admin),
+        ),
         ("/purereducer.v1.ProjectionService/GetProjection", Needs(Role::Reader)),
         ("/purereducer.v1.ProjectionService/ListWatermarks", Needs(Role::Reader)),
         ("/purereducer.v1.ProjectionService/ListDeadLetters", Needs(Role::Admin)),

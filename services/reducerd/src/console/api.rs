@@ -138,6 +138,7 @@ async fn workflow(State(shared): Api, headers: HeaderMap, Path((namespace, key))
     Ok(Json(json!({
         "workflow_key": key.to_string(), "namespace": stored.namespace, "workflow_type": stored.workflow_type,
         "version": stored.version.get(), "updated_at": time_ms(stored.updated_at_ms), "state": stored.state,
+        "deleted": stored.deleted,
     })))
 }
 
@@ -169,6 +170,7 @@ async fn history(
                 "intents": e.intents.iter().map(|i| json!({"type": i.intent_type})).collect::<Vec<_>>(),
                 "reason": e.reason, "result_hash": e.result_hash, "actor": e.actor,
                 "recorded_at": time(e.recorded_at.as_ref()), "workflow_type": e.workflow_type,
+                "deleted": e.deleted,
             })
         })
         .collect();
@@ -271,10 +273,7 @@ async fn replay(State(shared): Api, headers: HeaderMap, Path(id): Path<String>) 
     let id: i64 = id
         .parse()
         .map_err(|_| JsonError::new(StatusCode::BAD_REQUEST, "a dead letter id is a number"))?;
-    if let Some(letter) = state.store.dead_letter(id).await? {
-        crate::auth::require_namespace(&identity, &letter.letter.namespace).map_err(ApiError::Denied)?;
-    }
-    let (replayed, message) = crate::admin::replay(state.store.as_ref(), id).await?;
+    let (replayed, message) = crate::admin::replay(state.store.as_ref(), &identity, id).await?;
     Ok(Json(
         json!({ "replayed": replayed != Replayed::NotFound, "applied": replayed == Replayed::Applied, "message": message }),
     ))
@@ -287,7 +286,7 @@ async fn gave_up(State(shared): Api, headers: HeaderMap, Query(params): Params) 
         0 => 100,
         n => n.min(1000),
     };
-    let records = state.store.recent_gave_up(None, limit).await?;
+    let records = state.store.recent_gave_up(limit).await?;
     let entries: Vec<Value> = records
         .iter()
         .filter(|r| identity.may_use(&r.entry.namespace))

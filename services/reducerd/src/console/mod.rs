@@ -45,26 +45,36 @@ pub fn slot() -> Slot {
 }
 
 const INDEX: &str = include_str!("assets/index.html");
-const SCRIPT: &str = include_str!("assets/console.js");
 const STYLE: &str = include_str!("assets/console.css");
+/// The page's ES modules by path: `console.js` is the entry `index.html` loads, and it imports
+/// the others.
+const SCRIPTS: [(&str, &str); 5] = [
+    ("/console.js", include_str!("assets/console.js")),
+    ("/core.js", include_str!("assets/core.js")),
+    ("/view.js", include_str!("assets/view.js")),
+    ("/workflows.js", include_str!("assets/workflows.js")),
+    ("/ops.js", include_str!("assets/ops.js")),
+];
 
 /// The console's routes: the page (open: it holds no data) and the API (credentials).
 pub fn router(slot: Slot, auth: Arc<Authenticator>, registry: prometheus::Registry) -> axum::Router {
     let shared = Arc::new(api::Shared { slot, auth, registry });
-    axum::Router::new()
+    let mut pages = axum::Router::new()
         .route(
             "/",
             axum::routing::get(|| async { asset("text/html; charset=utf-8", INDEX) }),
         )
         .route(
-            "/console.js",
-            axum::routing::get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
-        )
-        .route(
             "/console.css",
             axum::routing::get(|| async { asset("text/css; charset=utf-8", STYLE) }),
-        )
-        .nest("/api/v1", api::routes(shared))
+        );
+    for (path, script) in SCRIPTS {
+        pages = pages.route(
+            path,
+            axum::routing::get(move || async move { asset("text/javascript; charset=utf-8", script) }),
+        );
+    }
+    pages.nest("/api/v1", api::routes(shared))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

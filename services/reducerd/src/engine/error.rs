@@ -24,6 +24,9 @@ pub enum EngineError {
     /// namespace).
     #[error("{0}")]
     Mismatch(String),
+    /// The caller's fault: the workflow the request is about does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// The caller's fault: an action id was used before with different content.
     #[error("{0}")]
     Reused(String),

@@ -231,7 +231,10 @@ async fn finish(
             ActionStatus::GaveUp => metrics.failed_actions.add(1, &labels),
             ActionStatus::Duplicate => {}
         },
-        Err(err) if err.is_server_fault() => metrics.failed_actions.add(1, &labels),
+        // A reducer that failed on the action is counted once here, where it is answered.
+        Err(err) if err.is_server_fault() || matches!(err, EngineError::BadReducer(_)) => {
+            metrics.failed_actions.add(1, &labels)
+        }
         Err(_) => {}
     }
     result

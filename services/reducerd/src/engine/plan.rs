@@ -119,6 +119,11 @@ impl Held {
     /// What the store has, or [`Held::absent`].
     pub fn from_stored(stored: Option<StoredState>) -> Self {
         match stored {
+            // A deleted workflow: nothing exists, but the next commit continues its versions.
+            Some(stored) if stored.deleted => Self {
+                version: stored.version,
+                ..Self::absent()
+            },
             Some(stored) => Self {
                 version: stored.version,
                 state: stored.state,
@@ -145,6 +150,8 @@ pub struct DirectCommit {
     pub workflow_type: Option<TypeName>,
     /// Who made the change and why, kept with the state and in its event.
     pub provenance: Provenance,
+    /// Delete the workflow instead of writing `state` (which is then ignored).
+    pub delete: bool,
 }
 
 /// Who made a direct change, and why.
@@ -315,6 +322,7 @@ impl Fold {
                     "correlation_id": action.correlation_id,
                     "actor": "reducer-service",
                 }),
+                deleted: false,
             });
             self.held = Held {
                 version: new_version,
@@ -339,6 +347,9 @@ impl Fold {
     /// Adds a direct compare-and-set at the current version. A conflict with the state the
     /// fold holds answers at once and adds nothing.
     pub fn add_direct(&mut self, commit: &DirectCommit) -> Result<DirectOutcome, EngineError> {
+        if commit.delete {
+            return self.add_deletion(commit);
+        }
         let namespace: &Namespace = commit.key.namespace();
         let workflow_type = match &self.held.identity {
             Some(identity) => {
@@ -405,6 +416,7 @@ impl Fold {
                 "actor": provenance.actor,
                 "reason": provenance.reason,
             }),
+            deleted: false,
         });
         self.held = Held {
             version,
@@ -413,6 +425,58 @@ impl Fold {
                 workflow_type: workflow_type.to_string(),
                 namespace: namespace.to_string(),
             }),
+        };
+        Ok(DirectOutcome::Committed(version))
+    }
+
+    /// Adds the deletion of the workflow at the current version: a tombstone that takes the
+    /// next version, its `WorkflowDeleted` event and history entry.
+    fn add_deletion(&mut self, commit: &DirectCommit) -> Result<DirectOutcome, EngineError> {
+        let Some(identity) = self.held.identity.clone() else {
+            return Err(EngineError::NotFound(format!(
+                "workflow {} does not exist{}; nothing was deleted",
+                commit.key,
+                if self.held.version == Version::NONE {
+                    String::new()
+                } else {
+                    format!(" (it was deleted at version {})", self.held.version)
+                }
+            )));
+        };
+        // Expected version 0: whatever the version is now.
+        if commit.expected != Version::NONE && self.held.version != commit.expected {
+            return Ok(DirectOutcome::Conflict(self.held.version));
+        }
+        let workflow_type = TypeName::parse(&identity.workflow_type, "workflow_type")
+            .map_err(|err| EngineError::Bug(format!("stored workflow type: {err}")))?;
+        let version = self.held.version.next();
+        let provenance = &commit.provenance;
+        let context = CommitContext {
+            workflow_key: commit.key.as_str(),
+            namespace: commit.key.namespace().as_str(),
+            workflow_type: workflow_type.as_str(),
+            action_id: provenance.action_id.clone(),
+            action_type: "DeleteWorkflow",
+            correlation_id: &provenance.correlation_id,
+        };
+        let (event, history) = crate::events::deletion(&context, version, &provenance.actor, &provenance.reason);
+        self.events.push(event);
+        self.history.push(history);
+        self.write = Some(StateWrite {
+            state: JsonObject::new(),
+            version,
+            workflow_type,
+            provenance: serde_json::json!({
+                "correlation_id": provenance.correlation_id,
+                "actor": provenance.actor,
+                "reason": provenance.reason,
+                "deleted": true,
+            }),
+            deleted: true,
+        });
+        self.held = Held {
+            version,
+            ..Held::absent()
         };
         Ok(DirectOutcome::Committed(version))
     }

@@ -100,14 +100,7 @@ async fn call(
         {
             return Err(deadline(action, endpoint, timeout));
         }
-        Ok(Err(status)) => {
-            return Err(EngineError::ReducerUnavailable(format!(
-                "remote reducer for workflow type {} at {endpoint} failed ({:?}: {}); the state is unchanged, retry the action",
-                action.workflow_type,
-                status.code(),
-                status.message()
-            )));
-        }
+        Ok(Err(status)) => return Err(failure(action, endpoint, &status)),
         Ok(Ok(response)) => response.into_inner(),
     };
     match answer.outcome {
@@ -139,6 +132,38 @@ async fn call(
             "remote reducer at {endpoint} returned neither a reduced state nor a rejection"
         ))),
     }
+}
+
+/// What a remote reducer's error status means for the action. Unreachable or overloaded:
+/// retryable, nothing was decided. Anything else is the reducer's own failure (an exception
+/// in its code comes back as UNKNOWN): reducers are pure, so the same action would fail the
+/// same way again, and the caller is told so instead of being invited to retry. Logged here,
+/// once per failed call.
+fn failure(action: &Action, endpoint: &str, status: &tonic::Status) -> EngineError {
+    use tonic::Code;
+    let code = status.code();
+    if matches!(code, Code::Unavailable | Code::ResourceExhausted | Code::Aborted) {
+        return EngineError::ReducerUnavailable(format!(
+            "remote reducer for workflow type {} at {endpoint} is unavailable ({}); the state is unchanged, \
+             retry the action",
+            action.workflow_type,
+            status.message()
+        ));
+    }
+    tracing::warn!(
+        workflow_type = %action.workflow_type,
+        %endpoint,
+        code = ?code,
+        message = status.message(),
+        action_id = %action.id,
+        "remote reducer failed; the action is refused"
+    );
+    EngineError::BadReducer(format!(
+        "the remote reducer for workflow type {} failed on this action ({code:?}: {}); the state is unchanged. \
+         Sending the same action again fails the same way: fix the reducer, or send a different action",
+        action.workflow_type,
+        status.message()
+    ))
 }
 
 fn deadline(action: &Action, endpoint: &str, timeout: Duration) -> EngineError {

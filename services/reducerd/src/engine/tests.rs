@@ -77,6 +77,7 @@ async fn write_first(other: &Engine, reader: &Arc<SqliteStore>, key: &str) -> Di
             state: json!({"n": "other"}).as_object().expect("object").clone(),
             workflow_type: None,
             provenance: Provenance::default(),
+            delete: false,
         })
         .await
         .expect("the other replica commits")

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use purereducer_api::v1::canonical_store_service_server::CanonicalStoreService;
 use purereducer_api::v1::{
-    GetHistoryRequest, GetHistoryResponse, GetStateRequest, GetStateResponse, ListWorkflowsRequest,
-    ListWorkflowsResponse, TryCommitRequest, TryCommitResponse, try_commit_response,
+    DeleteWorkflowRequest, DeleteWorkflowResponse, GetHistoryRequest, GetHistoryResponse, GetStateRequest,
+    GetStateResponse, ListWorkflowsRequest, ListWorkflowsResponse, TryCommitRequest, TryCommitResponse,
+    try_commit_response,
 };
 use purereducer_core::{FieldError, Namespace, TypeName, Version, WorkflowKey};
 use tonic::{Request, Response, Status};
@@ -102,6 +103,7 @@ impl CanonicalStore {
                 reason: provenance.reason,
                 correlation_id,
             },
+            delete: false,
         };
         match self.engine.try_commit(commit).await? {
             DirectOutcome::Committed(version) => Ok(TryCommitResponse {
@@ -110,6 +112,60 @@ impl CanonicalStore {
                 )),
             }),
             DirectOutcome::Conflict(current) => Ok(conflict(current)),
+        }
+    }
+}
+
+/// How often a deletion at "whatever version" is tried again after losing a race.
+const DELETE_ATTEMPTS: u32 = 5;
+
+impl CanonicalStore {
+    async fn delete_workflow_inner(
+        &self,
+        identity: &crate::auth::Identity,
+        request: DeleteWorkflowRequest,
+    ) -> Result<DeleteWorkflowResponse, ApiError> {
+        let key = crate::convert::namespaced_key(&request.namespace, &request.workflow_key, "workflow_key")?;
+        let mut errors = FieldErrors::default();
+        errors.take(crate::convert::text_field(&request.reason, "reason", 1024));
+        errors.take(crate::convert::version_field(
+            request.expected_version,
+            "expected_version",
+        ));
+        errors.finish()?;
+        crate::auth::require_namespace(identity, key.namespace().as_str()).map_err(ApiError::Denied)?;
+        self.rate.check(key.namespace().as_str()).map_err(ApiError::Denied)?;
+        let commit = DirectCommit {
+            key: key.clone(),
+            expected: Version::new(request.expected_version),
+            state: purereducer_core::JsonObject::new(),
+            workflow_type: None,
+            provenance: Provenance {
+                action_id: String::new(),
+                actor: identity.subject.clone(),
+                reason: request.reason,
+                correlation_id: uuid::Uuid::new_v4().to_string(),
+            },
+            delete: true,
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.engine.try_commit(commit.clone()).await? {
+                DirectOutcome::Committed(version) => {
+                    tracing::info!(workflow = %key, %version, actor = %identity.subject, "workflow deleted");
+                    return Ok(DeleteWorkflowResponse { version: version.get() });
+                }
+                // Whatever its version: another commit won the race, delete at the new one.
+                DirectOutcome::Conflict(_) if request.expected_version == 0 && attempts < DELETE_ATTEMPTS => {}
+                DirectOutcome::Conflict(current) => {
+                    return Err(ApiError::FailedPrecondition(format!(
+                        "workflow {key} is at version {current}, not {}; nothing was deleted. \
+                         Read it again and delete at its current version (or with expected_version 0)",
+                        request.expected_version
+                    )));
+                }
+            }
         }
     }
 }
@@ -138,6 +194,14 @@ impl CanonicalStoreService for CanonicalStore {
             ))
             .into());
         };
+        if stored.deleted {
+            return Err(ApiError::NotFound(format!(
+                "workflow {key} was deleted at version {}; its next action, or TryCommit with expected_version {}, \
+                 starts it again (GetHistory shows what it was)",
+                stored.version, stored.version
+            ))
+            .into());
+        }
         Ok(Response::new(GetStateResponse {
             workflow_key: key.to_string(),
             version: stored.version.get(),
@@ -164,6 +228,16 @@ impl CanonicalStoreService for CanonicalStore {
         let store = self.engine.store().as_ref();
         Ok(Response::new(
             super::history::list_workflows(store, &identity, request.into_inner()).await?,
+        ))
+    }
+
+    async fn delete_workflow(
+        &self,
+        request: Request<DeleteWorkflowRequest>,
+    ) -> Result<Response<DeleteWorkflowResponse>, Status> {
+        let identity = crate::auth::identity(&request);
+        Ok(Response::new(
+            self.delete_workflow_inner(&identity, request.into_inner()).await?,
         ))
     }
 

@@ -99,7 +99,15 @@ impl ProjectionService for Projections {
         crate::auth::require_namespace(&identity, key.namespace().as_str())?;
         let missing = || ApiError::NotFound(format!("workflow {key} has no projection and no state"));
         let wait = Duration::from_millis(u64::from(request.max_wait_ms)).min(self.max_wait);
+        let deleted = |version: purereducer_core::Version| {
+            ApiError::NotFound(format!(
+                "workflow {key} was deleted at version {version}; its next action starts it again"
+            ))
+        };
         if let Some(found) = self.await_version(&key, request.min_version, wait).await? {
+            if found.row.deleted {
+                return Err(deleted(found.row.version).into());
+            }
             return Ok(Response::new(GetProjectionResponse {
                 projection: Some(to_proto(found)),
                 from_canonical: false,
@@ -110,6 +118,9 @@ impl ProjectionService for Projections {
         let Some(state) = found else {
             return Err(missing().into());
         };
+        if state.deleted {
+            return Err(deleted(state.version).into());
+        }
         let tag = state.state.get("status").and_then(Value::as_str).map(str::to_owned);
         let projection = Projection {
             workflow_key: key.to_string(),
@@ -185,10 +196,7 @@ impl ProjectionService for Projections {
     ) -> Result<Response<ReplayDeadLetterResponse>, Status> {
         let identity = crate::auth::identity(&request);
         let id = request.get_ref().id;
-        if let Some(letter) = self.store.dead_letter(id).await.map_err(ApiError::from)? {
-            crate::auth::require_namespace(&identity, &letter.letter.namespace)?;
-        }
-        let (replayed, message) = crate::admin::replay(self.store.as_ref(), id).await?;
+        let (replayed, message) = crate::admin::replay(self.store.as_ref(), &identity, id).await?;
         Ok(Response::new(ReplayDeadLetterResponse {
             applied: replayed == purereducer_storage::Replayed::Applied,
             message,

@@ -35,6 +35,7 @@ impl Seen {
         match &event.event.kind {
             Some(v1::event::Kind::StateCommitted(e)) => e.version <= *last,
             Some(v1::event::Kind::IntentEmitted(e)) => e.version <= *last,
+            Some(v1::event::Kind::WorkflowDeleted(e)) => e.version <= *last,
             Some(v1::event::Kind::ReducerGaveUp(e)) => self.gave_up.contains(&e.action_id),
             None => false,
         }
@@ -110,6 +111,18 @@ fn events_of(record: &HistoryRecord) -> Vec<v1::Event> {
     let entry = &record.entry;
     let at = Some(timestamp_ms(record.recorded_at_ms));
     match entry.status {
+        // A commit without state is a deletion.
+        ActionStatus::Committed if entry.state.is_none() => vec![v1::Event {
+            kind: Some(v1::event::Kind::WorkflowDeleted(v1::WorkflowDeleted {
+                workflow_key: entry.workflow_key.clone(),
+                version: entry.version.get(),
+                namespace: entry.namespace.clone(),
+                workflow_type: entry.workflow_type.clone(),
+                actor: entry.actor.clone(),
+                reason: entry.reason.clone().unwrap_or_default(),
+                deleted_at: at,
+            })),
+        }],
         ActionStatus::Committed => {
             let committed = v1::StateCommitted {
                 workflow_key: entry.workflow_key.clone(),

@@ -22,7 +22,7 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::pipeline::queue::announce;
-use crate::projection::{decode, row_of};
+use crate::projection::{decode, row_of_event};
 
 /// Attempts at a failing event before it goes to the dead-letter topic.
 const POISON_ATTEMPTS: u32 = 3;
@@ -193,10 +193,7 @@ impl KafkaMaterializer {
         let payload = message.payload().ok_or("message has no payload")?;
         let event = decode(payload).map_err(|err| err.to_string())?;
         super::note_commit_time(times, &event);
-        let row = match &event.event.kind {
-            Some(v1::event::Kind::StateCommitted(committed)) => Some(row_of(committed).map_err(|err| err.to_string())?),
-            _ => None,
-        };
+        let row = row_of_event(&event.event).map_err(|err| err.to_string())?;
         Ok(ProjectionUpdate {
             topic: message.topic().to_owned(),
             partition: message.partition(),

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use purereducer_api::v1;
 use purereducer_storage::{ApplyStats, DeadLetter, PendingEvent, ProjectionUpdate, StorageError, Store};
 use tokio::sync::watch;
 
 use crate::hub::{Hub, PublishedEvent};
-use crate::projection::{decode, row_of};
+use crate::projection::{decode, row_of_event};
 
 /// The watermark topic of the in-process log.
 pub const TOPIC: &str = "outbox";
@@ -234,12 +233,7 @@ fn dead_letter(row: &PendingEvent, error: String) -> DeadLetter {
     }
 }
 
-/// The projection row of a `StateCommitted` event (`None` for other events).
+/// The projection row an event writes (`None` for events that write none).
 fn projection_row(event: &PublishedEvent) -> Result<Option<purereducer_storage::ProjectionRow>, String> {
-    let Some(v1::event::Kind::StateCommitted(committed)) = event.event.kind.as_ref() else {
-        return Ok(None);
-    };
-    row_of(committed)
-        .map(Some)
-        .map_err(|err| format!("event has no usable state: {err}"))
+    row_of_event(&event.event).map_err(|err| format!("event has no usable state: {err}"))
 }

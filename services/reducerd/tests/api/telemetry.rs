@@ -59,7 +59,7 @@ const RUNBOOK_METRICS: &[(&str, &str)] = &[
     ("event_bus_wait_time_ms", "histogram"),
 ];
 
-async fn connect(addr: &str) -> Channel {
+pub(crate) async fn connect(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -68,7 +68,7 @@ async fn connect(addr: &str) -> Channel {
 }
 
 /// `GET /metrics` over plain HTTP/1.0.
-async fn scrape(addr: &str) -> String {
+pub(crate) async fn scrape(addr: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to /metrics");
     stream
         .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
@@ -464,76 +464,4 @@ async fn json_logs_carry_the_trace_id_of_the_request_they_belong_to() {
     for line in server.log.lock().expect("log").iter() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
-}
-
-/// A remote reducer that sets `n` from the payload and keeps the `traceparent` it was sent.
-#[derive(Clone, Default)]
-struct TracedReducer(Arc<Mutex<Vec<String>>>);
-
-#[tonic::async_trait]
-impl purereducer_api::v1::reducer_function_server::ReducerFunction for TracedReducer {
-    async fn reduce(
-        &self,
-        request: Request<purereducer_api::v1::ReduceRequest>,
-    ) -> Result<Response<purereducer_api::v1::ReduceResponse>, Status> {
-        if let Some(parent) = request.metadata().get("traceparent") {
-            self.0
-                .lock()
-                .expect("seen")
-                .push(parent.to_str().unwrap_or_default().to_owned());
-        }
-        let state = request.into_inner().action.and_then(|action| action.payload);
-        Ok(Response::new(purereducer_api::v1::ReduceResponse {
-            outcome: Some(purereducer_api::v1::reduce_response::Outcome::Reduced(
-                purereducer_api::v1::reduce_response::Reduced {
-                    state,
-                    intents: Vec::new(),
-                },
-            )),
-        }))
-    }
-}
-
-#[tokio::test]
-async fn a_remote_reducer_is_called_inside_the_actions_trace() {
-    let reducer = TracedReducer::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(purereducer_api::v1::reducer_function_server::ReducerFunctionServer::new(reducer.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let config = std::env::temp_dir().join(format!("reducerd-remote-{}.toml", new_id()));
-    std::fs::write(
-        &config,
-        format!("[workflow_types.pricing]\nreducer = \"remote\"\nendpoint = \"{endpoint}\"\ntimeout_ms = 5000\n"),
-    )
-    .expect("config");
-    let server = Reducerd::start_with(&[("PURE_REDUCER_CONFIG", config.to_str().expect("utf-8 path"))]);
-
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut request = Request::new(HandleActionRequest {
-        action: Some(action(&new_id(), "priced-1", "pricing", "quote", json!({"n": 7}))),
-    });
-    request.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-00f067aa0ba902b7-01").parse().expect("metadata"),
-    );
-    let reply = ReducerServiceClient::new(connect(&server.addr).await)
-        .handle_action(request)
-        .await
-        .expect("handle")
-        .into_inner();
-    assert_eq!(reply.version, 1);
-    let seen = reducer.0.lock().expect("seen").clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    let parts: Vec<&str> = seen[0].split('-').collect();
-    assert_eq!(parts.len(), 4, "{seen:?}");
-    assert_eq!(parts[1], trace_id, "the remote call continues the caller's trace");
-    assert_ne!(
-        parts[2], "00f067aa0ba902b7",
-        "its parent is reducerd's span, not the caller's"
-    );
-    let _ = std::fs::remove_file(config);
 }

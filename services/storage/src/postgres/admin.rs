@@ -1,7 +1,7 @@
 //! What operators read and repair on PostgreSQL: dead letters and their replay, a workflow's
 //! dedup records, give-ups to retry.
 
-use purereducer_core::{Namespace, Version, WorkflowKey};
+use purereducer_core::{Version, WorkflowKey};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -47,11 +47,11 @@ WITH letter AS (
     UPDATE dead_letters SET replayed_at = now() WHERE id = $1 AND replayed_at IS NULL RETURNING id
 ),
 written AS (
-    INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras)
-    SELECT $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb WHERE EXISTS (SELECT 1 FROM letter)
+    INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras, deleted)
+    SELECT $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $10 WHERE EXISTS (SELECT 1 FROM letter)
     ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag,
         last_action = EXCLUDED.last_action, updated_at = now(),
-        indices = EXCLUDED.indices, extras = EXCLUDED.extras
+        indices = EXCLUDED.indices, extras = EXCLUDED.extras, deleted = EXCLUDED.deleted
      WHERE workflow_projection.version < EXCLUDED.version
     RETURNING namespace, workflow_key, version
 ),
@@ -74,6 +74,7 @@ pub(super) async fn replay(pool: &PgPool, id: i64, row: &ProjectionRow) -> Stora
         .bind(Json(&row.indices))
         .bind(Json(&row.extras))
         .bind(channels::PROJECTION)
+        .bind(row.deleted)
         .fetch_one(pool)
         .await?;
     let (marked, written, known): (i64, i64, bool) = (
@@ -123,19 +124,14 @@ pub(super) async fn history_of_action(
 }
 
 /// See [`crate::Store::recent_gave_up`].
-pub(super) async fn recent_gave_up(
-    pool: &PgPool,
-    namespace: Option<&Namespace>,
-    limit: u32,
-) -> StorageResult<Vec<HistoryRecord>> {
+pub(super) async fn recent_gave_up(pool: &PgPool, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM workflow_history h WHERE h.status = 'GAVE_UP' AND ($1::text IS NULL OR h.namespace = $1) \
+        "SELECT {} FROM workflow_history h WHERE h.status = 'GAVE_UP' \
          AND NOT EXISTS (SELECT 1 FROM workflow_history l WHERE l.namespace = h.namespace \
              AND l.workflow_key = h.workflow_key AND l.action_id = h.action_id AND l.seq > h.seq) \
-         ORDER BY h.seq DESC LIMIT $2",
+         ORDER BY h.seq DESC LIMIT $1",
         super::history::COLUMNS_OF_H
     )))
-    .bind(namespace.map(Namespace::as_str))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;

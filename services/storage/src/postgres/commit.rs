@@ -19,15 +19,18 @@ use crate::{CommitRequest, CommitResult, ProcessedRecord, StorageError, StorageR
 /// recorded actions; a record that already existed is missing from the second list.
 const GROUP_COMMIT_HEAD: &str = "\
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-        AS u(k, expected, v, s, t, n, p)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $37::bool[])
+        AS u(k, expected, v, s, t, n, p, d)
 ),
 upd AS (
     UPDATE workflow_state AS w
        SET state = COALESCE(i.s::jsonb, w.state),
            version = COALESCE(i.v, w.version),
            provenance = COALESCE(i.p::jsonb, w.provenance),
-           updated_at = CASE WHEN i.v IS NULL THEN w.updated_at ELSE now() END
+           workflow_type = COALESCE(i.t, w.workflow_type),
+           updated_at = CASE WHEN i.v IS NULL THEN w.updated_at ELSE now() END,
+           deleted_at = CASE WHEN i.v IS NULL THEN w.deleted_at WHEN i.d THEN now() END
       FROM input AS i
      WHERE i.expected > 0 AND w.namespace = i.n AND w.workflow_key = i.k AND w.version = i.expected
     RETURNING w.namespace, w.workflow_key
@@ -81,7 +84,8 @@ SELECT namespace, workflow_key, NULL::uuid AS action_id FROM passed
 UNION ALL
 SELECT namespace, workflow_key, action_id FROM recorded";
 
-/// The group commit statement, with the history entries' insert (parameters 23 to 36).
+/// The group commit statement, with the history entries' insert (parameters 23 to 36; the
+/// deletion flags are parameter 37).
 static GROUP_COMMIT: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| GROUP_COMMIT_HEAD.replace("{HISTORY}", &history::insert_sql(23, Some("passed"))));
 
@@ -93,6 +97,7 @@ struct Columns<'a> {
     versions: Vec<Option<i64>>,
     states: Vec<Option<String>>,
     types: Vec<Option<&'a str>>,
+    deletes: Vec<bool>,
     namespaces: Vec<&'a str>,
     provenances: Vec<Option<String>>,
     record_keys: Vec<&'a str>,
@@ -124,6 +129,7 @@ impl<'a> Columns<'a> {
             c.versions.push(write.map(|w| version_param(w.version)).transpose()?);
             c.states.push(write.map(|w| to_json(&w.state)).transpose()?);
             c.types.push(write.map(|w| w.workflow_type.as_str()));
+            c.deletes.push(write.is_some_and(|w| w.deleted));
             c.namespaces.push(request.key.namespace().as_str());
             c.provenances.push(write.map(|w| to_json(&w.provenance)).transpose()?);
             for record in &request.records {
@@ -192,7 +198,8 @@ pub(super) async fn commit_batch(pool: &PgPool, requests: &[CommitRequest]) -> S
         .bind(&c.headers)
         .bind(&c.record_namespaces)
         .bind(&c.event_namespaces);
-    let rows: Vec<(String, String, Option<uuid::Uuid>)> = c.history.bind(query).fetch_all(&mut *tx).await?;
+    let rows: Vec<(String, String, Option<uuid::Uuid>)> =
+        c.history.bind(query).bind(&c.deletes).fetch_all(&mut *tx).await?;
     let mut passed: HashSet<(String, String)> = HashSet::new();
     let mut recorded: HashSet<(String, String, uuid::Uuid)> = HashSet::new();
     for (namespace, key, action_id) in rows {
@@ -316,7 +323,7 @@ pub(super) async fn get_states(
     let namespaces: Vec<&str> = keys.iter().map(|k| k.namespace().as_str()).collect();
     let names: Vec<&str> = keys.iter().map(WorkflowKey::as_str).collect();
     let rows = sqlx::query(
-        "SELECT w.workflow_key, w.version, w.state, w.workflow_type, w.namespace, \
+        "SELECT w.workflow_key, w.version, w.state, w.workflow_type, w.namespace, w.deleted_at IS NOT NULL AS deleted, \
          (extract(epoch FROM w.updated_at) * 1000)::bigint AS updated_at_ms \
          FROM workflow_state w \
          JOIN unnest($1::text[], $2::text[]) AS u(n, k) ON w.namespace = u.n AND w.workflow_key = u.k",

@@ -12,7 +12,7 @@ fn query(lead: &str, filter: &WorkflowFilter) -> QueryBuilder<Postgres> {
     q.push(
         "SELECT namespace, workflow_key, workflow_type, version, \
          (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms, CASE WHEN jsonb_typeof(state->'status') = 'string' THEN state->>'status' END AS tag \
-         FROM workflow_state WHERE namespace = ",
+         FROM workflow_state WHERE deleted_at IS NULL AND namespace = ",
     );
     q.push_bind(filter.namespace.clone());
     if let Some(workflow_type) = &filter.workflow_type {

@@ -134,7 +134,7 @@ impl Store for PgStore {
 
     async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
         let row = sqlx::query(
-            "SELECT version, state, workflow_type, namespace, \
+            "SELECT version, state, workflow_type, namespace, deleted_at IS NOT NULL AS deleted, \
              (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
              FROM workflow_state WHERE namespace = $1 AND workflow_key = $2",
         )
@@ -148,7 +148,7 @@ impl Store for PgStore {
     async fn snapshot(&self, key: &WorkflowKey, action_id: ActionId) -> StorageResult<Snapshot> {
         let row = sqlx::query(
             "SELECT s.version AS s_version, s.state AS s_state, s.workflow_type AS s_workflow_type, \
-                    s.namespace AS s_namespace, \
+                    s.namespace AS s_namespace, s.deleted_at IS NOT NULL AS s_deleted, \
                     (extract(epoch FROM s.updated_at) * 1000)::bigint AS s_updated_at_ms, \
                     d.action_id, d.request_hash, d.result_hash, d.version, d.status, d.outcome, \
                     (extract(epoch FROM d.expires_at) * 1000)::bigint AS expires_at_ms \
@@ -366,8 +366,8 @@ impl Store for PgStore {
         admin::history_of_action(&self.pool, key, action_id).await
     }
 
-    async fn recent_gave_up(&self, namespace: Option<&Namespace>, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
-        admin::recent_gave_up(&self.pool, namespace, limit).await
+    async fn recent_gave_up(&self, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
+        admin::recent_gave_up(&self.pool, limit).await
     }
 
     async fn enqueue_actions(&self, actions: &[QueuedAction]) -> StorageResult<()> {
@@ -455,6 +455,7 @@ fn state_from_row(row: &PgRow, prefix: &str) -> StorageResult<StoredState> {
         workflow_type: row.try_get(column("workflow_type").as_str())?,
         namespace: row.try_get(column("namespace").as_str())?,
         updated_at_ms: row.try_get(column("updated_at_ms").as_str())?,
+        deleted: row.try_get(column("deleted").as_str())?,
     })
 }
 

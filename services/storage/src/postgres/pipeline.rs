@@ -20,7 +20,7 @@ pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<
 
 pub(super) async fn get_projection(pool: &PgPool, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
     let row = sqlx::query(
-        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, \
+        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, deleted, \
          (extract(epoch FROM updated_at) * 1000)::bigint AS updated_at_ms \
          FROM workflow_projection WHERE namespace = $1 AND workflow_key = $2",
     )
@@ -41,6 +41,7 @@ fn projection_from_row(row: &PgRow) -> StorageResult<StoredProjection> {
             namespace: row.try_get("namespace")?,
             indices: row.try_get::<Json<serde_json::Value>, _>("indices")?.0,
             extras: row.try_get::<Json<serde_json::Value>, _>("extras")?.0,
+            deleted: row.try_get("deleted")?,
         },
         updated_at_ms: row.try_get("updated_at_ms")?,
     })

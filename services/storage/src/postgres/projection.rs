@@ -23,19 +23,20 @@ RETURNING topic, partition, \"offset\"";
 /// waiters of each written row, moves the watermarks forward and marks outbox rows published.
 const APPLY: &str = "\
 WITH input AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-        AS u(k, v, t, a, n, i, e)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $13::bool[])
+        AS u(k, v, t, a, n, i, e, d)
 ),
 before AS (
     SELECT p.namespace, p.workflow_key, p.version FROM workflow_projection AS p
       JOIN input ON p.namespace = input.n AND p.workflow_key = input.k
 ),
 written AS (
-    INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras)
-    SELECT k, v, t, a, n, i::jsonb, e::jsonb FROM input ORDER BY n, k
+    INSERT INTO workflow_projection (workflow_key, version, tag, last_action, namespace, indices, extras, deleted)
+    SELECT k, v, t, a, n, i::jsonb, e::jsonb, d FROM input ORDER BY n, k
     ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = EXCLUDED.version, tag = EXCLUDED.tag,
         last_action = EXCLUDED.last_action, updated_at = now(),
-        indices = EXCLUDED.indices, extras = EXCLUDED.extras
+        indices = EXCLUDED.indices, extras = EXCLUDED.extras, deleted = EXCLUDED.deleted
      WHERE workflow_projection.version < EXCLUDED.version
     RETURNING namespace, workflow_key, version
 ),
@@ -127,6 +128,7 @@ pub(super) async fn apply_projections(
         .bind(&partitions)
         .bind(&offsets)
         .bind(published)
+        .bind(rows.iter().map(|r| r.deleted).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;

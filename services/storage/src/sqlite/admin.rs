@@ -1,7 +1,7 @@
 //! What operators read and repair on SQLite: dead letters and their replay, a workflow's
 //! dedup records, give-ups to retry.
 
-use purereducer_core::{Namespace, Version, WorkflowKey};
+use purereducer_core::{Version, WorkflowKey};
 use sqlx::sqlite::SqliteRow;
 use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
@@ -58,11 +58,11 @@ pub(super) async fn replay(pool: &SqlitePool, id: i64, row: &ProjectionRow) -> S
     .await?;
     let written = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO workflow_projection \
-            (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras) \
-         VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7) \
+            (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7, ?8) \
          ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
-            last_action = excluded.last_action, \
-            updated_at = excluded.updated_at, indices = excluded.indices, extras = excluded.extras \
+            last_action = excluded.last_action, updated_at = excluded.updated_at, \
+            indices = excluded.indices, extras = excluded.extras, deleted = excluded.deleted \
          WHERE workflow_projection.version < excluded.version"
     )))
     .bind(&row.workflow_key)
@@ -72,6 +72,7 @@ pub(super) async fn replay(pool: &SqlitePool, id: i64, row: &ProjectionRow) -> S
     .bind(&row.namespace)
     .bind(Json(&row.indices))
     .bind(Json(&row.extras))
+    .bind(row.deleted)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -121,19 +122,14 @@ pub(super) async fn history_of_action(
 }
 
 /// See [`crate::Store::recent_gave_up`].
-pub(super) async fn recent_gave_up(
-    pool: &SqlitePool,
-    namespace: Option<&Namespace>,
-    limit: u32,
-) -> StorageResult<Vec<HistoryRecord>> {
+pub(super) async fn recent_gave_up(pool: &SqlitePool, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM workflow_history h WHERE h.status = 'GAVE_UP' AND (?1 IS NULL OR h.namespace = ?1) \
+        "SELECT {} FROM workflow_history h WHERE h.status = 'GAVE_UP' \
          AND NOT EXISTS (SELECT 1 FROM workflow_history l WHERE l.namespace = h.namespace \
              AND l.workflow_key = h.workflow_key AND l.action_id = h.action_id AND l.seq > h.seq) \
-         ORDER BY h.seq DESC LIMIT ?2",
+         ORDER BY h.seq DESC LIMIT ?1",
         super::history::COLUMNS_OF_H
     )))
-    .bind(namespace.map(Namespace::as_str))
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;

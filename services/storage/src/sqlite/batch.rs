@@ -107,7 +107,8 @@ pub(super) async fn get_states(
     let mut states = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT workflow_key, version, state, workflow_type, namespace, updated_at AS updated_at_ms \
+            "SELECT workflow_key, version, state, workflow_type, namespace, deleted_at IS NOT NULL AS deleted, \
+             updated_at AS updated_at_ms \
              FROM workflow_state WHERE (namespace, workflow_key) IN (",
         );
         let mut list = query.separated(", ");

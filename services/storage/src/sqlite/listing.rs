@@ -12,7 +12,7 @@ fn query(lead: &str, filter: &WorkflowFilter) -> QueryBuilder<Sqlite> {
     q.push(
         "SELECT namespace, workflow_key, workflow_type, version, \
          updated_at AS updated_at_ms, CASE WHEN json_type(state, '$.status') = 'text' THEN json_extract(state, '$.status') END AS tag \
-         FROM workflow_state WHERE namespace = ",
+         FROM workflow_state WHERE deleted_at IS NULL AND namespace = ",
     );
     q.push_bind(filter.namespace.clone());
     if let Some(workflow_type) = &filter.workflow_type {

@@ -6,6 +6,7 @@ mod history;
 mod listing;
 mod pipeline;
 mod queue;
+mod writes;
 
 use std::collections::HashMap;
 
@@ -15,19 +16,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use purereducer_core::{ActionId, ActionStatus, JsonObject, Namespace, Version, WorkflowKey};
 use sqlx::AssertSqlSafe;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::types::Json;
 use sqlx::{Row, SqlitePool};
 
-use crate::error::{StorageError, classify, is_unique_violation};
-use crate::model::{outcome_json, parse_outcome};
+use self::writes::{check_version, insert_record, version_in, write_state};
+use crate::error::StorageError;
+use crate::model::parse_outcome;
 use crate::{
     ActionClaim, ApplyStats, CommitRequest, CommitResult, Completion, HistoryEntry, HistoryPage, HistoryRecord,
     HistoryRetention, NewRecord, OutboxEvent, PendingEvent, PoolOptions, ProcessedRecord, ProjectionUpdate,
-    QueuedAction, RecordResult, Snapshot, StateWrite, StorageResult, Store, StoredProjection, StoredState,
-    StoredWatermark, WorkflowFilter, WorkflowSummary,
+    QueuedAction, RecordResult, Snapshot, StorageResult, Store, StoredProjection, StoredState, StoredWatermark,
+    WorkflowFilter, WorkflowSummary,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -115,8 +115,8 @@ impl Store for SqliteStore {
 
     async fn get_state(&self, key: &WorkflowKey) -> StorageResult<Option<StoredState>> {
         let row = sqlx::query(
-            "SELECT version, state, workflow_type, namespace, updated_at AS updated_at_ms \
-             FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1",
+            "SELECT version, state, workflow_type, namespace, deleted_at IS NOT NULL AS deleted, \
+             updated_at AS updated_at_ms FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1",
         )
         .bind(key.as_str())
         .bind(key.namespace().as_str())
@@ -291,7 +291,7 @@ impl Store for SqliteStore {
     async fn append_events(&self, events: Vec<OutboxEvent>, entries: Vec<HistoryEntry>) -> StorageResult<()> {
         let _writing = self.writer.lock().await;
         let mut tx = self.pool.begin().await?;
-        insert_events(&mut tx, &events).await?;
+        batch::insert_events(&mut tx, &events.iter().collect::<Vec<_>>()).await?;
         history::insert(&mut tx, &entries.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(())
@@ -391,8 +391,8 @@ impl Store for SqliteStore {
         admin::history_of_action(&self.pool, key, action_id).await
     }
 
-    async fn recent_gave_up(&self, namespace: Option<&Namespace>, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
-        admin::recent_gave_up(&self.pool, namespace, limit).await
+    async fn recent_gave_up(&self, limit: u32) -> StorageResult<Vec<HistoryRecord>> {
+        admin::recent_gave_up(&self.pool, limit).await
     }
 
     async fn dead_letters(&self, limit: u32) -> StorageResult<Vec<crate::StoredDeadLetter>> {
@@ -438,128 +438,6 @@ impl Store for SqliteStore {
     }
 }
 
-async fn write_state(
-    conn: &mut SqliteConnection,
-    key: &WorkflowKey,
-    expected: Version,
-    write: &StateWrite,
-) -> StorageResult<bool> {
-    let state = Json(&write.state);
-    let provenance = Json(&write.provenance);
-    let version = version_param(write.version)?;
-    if expected == Version::NONE {
-        let inserted = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO workflow_state \
-                (workflow_key, version, state, workflow_type, namespace, provenance, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW_MS}, {NOW_MS}) ON CONFLICT (namespace, workflow_key) DO NOTHING"
-        )))
-        .bind(key.as_str())
-        .bind(version)
-        .bind(state)
-        .bind(write.workflow_type.as_str())
-        .bind(key.namespace().as_str())
-        .bind(provenance)
-        .execute(&mut *conn)
-        .await?;
-        return Ok(inserted.rows_affected() == 1);
-    }
-    let updated = sqlx::query(AssertSqlSafe(format!(
-        "UPDATE workflow_state SET state = ?3, version = ?4, provenance = ?5, updated_at = {NOW_MS} \
-         WHERE namespace = ?6 AND workflow_key = ?1 AND version = ?2"
-    )))
-    .bind(key.as_str())
-    .bind(version_param(expected)?)
-    .bind(state)
-    .bind(version)
-    .bind(provenance)
-    .bind(key.namespace().as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
-}
-
-/// The stored version of a workflow (0 when it does not exist), inside a transaction.
-async fn version_in(conn: &mut SqliteConnection, key: &WorkflowKey) -> StorageResult<Version> {
-    let version: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1")
-            .bind(key.as_str())
-            .bind(key.namespace().as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(Version::new(version.unwrap_or(0).max(0) as u64))
-}
-
-async fn check_version(conn: &mut SqliteConnection, key: &WorkflowKey, expected: Version) -> StorageResult<bool> {
-    // Take the write lock first so the version cannot move before the transaction ends.
-    sqlx::query("UPDATE workflow_state SET version = version WHERE namespace = ?2 AND workflow_key = ?1")
-        .bind(key.as_str())
-        .bind(key.namespace().as_str())
-        .execute(&mut *conn)
-        .await?;
-    let stored: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM workflow_state WHERE namespace = ?2 AND workflow_key = ?1")
-            .bind(key.as_str())
-            .bind(key.namespace().as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(stored.unwrap_or(0) == version_param(expected)?)
-}
-
-async fn insert_record(
-    conn: &mut SqliteConnection,
-    key: &WorkflowKey,
-    record: &NewRecord,
-) -> StorageResult<Option<ProcessedRecord>> {
-    let outcome = outcome_json(&record.intents, record.rejection_reason.as_deref());
-    let ttl_ms = i64::try_from(record.ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    let result = sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO action_dedup_log \
-            (namespace, workflow_key, action_id, request_hash, result_hash, version, status, outcome, created_at, \
-             expires_at) \
-         VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW_MS}, {NOW_MS} + ?8) \
-         ON CONFLICT (namespace, workflow_key, action_id) DO UPDATE SET \
-            request_hash = excluded.request_hash, result_hash = excluded.result_hash, \
-            version = excluded.version, status = excluded.status, outcome = excluded.outcome, \
-            created_at = excluded.created_at, expires_at = excluded.expires_at \
-         WHERE action_dedup_log.expires_at <= {NOW_MS} \
-         RETURNING {RECORD_COLUMNS}"
-    )))
-    .bind(key.as_str())
-    .bind(record.action_id.to_string())
-    .bind(&record.request_hash)
-    .bind(&record.result_hash)
-    .bind(version_param(record.version)?)
-    .bind(record.status.as_str())
-    .bind(Json(outcome))
-    .bind(ttl_ms)
-    .bind(key.namespace().as_str())
-    .fetch_optional(&mut *conn)
-    .await;
-    match result {
-        Ok(row) => row.map(|row| record_from_row(&row)).transpose(),
-        Err(err) if is_unique_violation(&err) => Ok(None),
-        Err(err) => Err(classify(&err)),
-    }
-}
-
-async fn insert_events(conn: &mut SqliteConnection, events: &[OutboxEvent]) -> StorageResult<()> {
-    for event in events {
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO event_outbox (workflow_key, version, event_type, payload, headers, created_at, namespace) \
-             VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6)"
-        )))
-        .bind(&event.workflow_key)
-        .bind(version_param(event.version)?)
-        .bind(&event.event_type)
-        .bind(&event.payload)
-        .bind(Json(&event.headers))
-        .bind(&event.namespace)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 fn version_param(version: Version) -> StorageResult<i64> {
     i64::try_from(version.get()).map_err(|_| StorageError::Corrupt(format!("version {version} out of range")))
 }
@@ -572,6 +450,7 @@ fn state_from_row(row: &SqliteRow) -> StorageResult<StoredState> {
         workflow_type: row.try_get("workflow_type")?,
         namespace: row.try_get("namespace")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
+        deleted: row.try_get("deleted")?,
     })
 }
 

@@ -92,11 +92,11 @@ pub(super) async fn apply_projections(pool: &SqlitePool, updates: &[ProjectionUp
 async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> StorageResult<bool> {
     let done = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO workflow_projection \
-            (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras) \
-         VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7) \
+            (workflow_key, version, tag, last_action, namespace, updated_at, indices, extras, deleted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {NOW_MS}, ?6, ?7, ?8) \
          ON CONFLICT (namespace, workflow_key) DO UPDATE SET version = excluded.version, tag = excluded.tag, \
-            last_action = excluded.last_action, \
-            updated_at = excluded.updated_at, indices = excluded.indices, extras = excluded.extras \
+            last_action = excluded.last_action, updated_at = excluded.updated_at, \
+            indices = excluded.indices, extras = excluded.extras, deleted = excluded.deleted \
          WHERE workflow_projection.version < excluded.version"
     )))
     .bind(&row.workflow_key)
@@ -106,6 +106,7 @@ async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> S
     .bind(&row.namespace)
     .bind(Json(&row.indices))
     .bind(Json(&row.extras))
+    .bind(row.deleted)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -113,7 +114,7 @@ async fn upsert_row(conn: &mut sqlx::SqliteConnection, row: &ProjectionRow) -> S
 
 pub(super) async fn get_projection(pool: &SqlitePool, key: &WorkflowKey) -> StorageResult<Option<StoredProjection>> {
     let row = sqlx::query(
-        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, updated_at \
+        "SELECT workflow_key, version, tag, last_action, namespace, indices, extras, deleted, updated_at \
          FROM workflow_projection WHERE namespace = ?2 AND workflow_key = ?1",
     )
     .bind(key.as_str())
@@ -130,6 +131,7 @@ pub(super) async fn get_projection(pool: &SqlitePool, key: &WorkflowKey) -> Stor
             namespace: row.try_get("namespace")?,
             indices: row.try_get::<Json<serde_json::Value>, _>("indices")?.0,
             extras: row.try_get::<Json<serde_json::Value>, _>("extras")?.0,
+            deleted: row.try_get("deleted")?,
         },
         updated_at_ms: row.try_get("updated_at")?,
     }))

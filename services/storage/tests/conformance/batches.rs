@@ -297,6 +297,7 @@ pub async fn the_same_key_in_two_namespaces_is_two_workflows(store: Arc<dyn Stor
             namespace: namespace.to_owned(),
             indices: json!({}),
             extras: json!({}),
+            deleted: false,
         }),
     };
     let stats = store

@@ -15,6 +15,7 @@ pub fn update(offset: i64, key: &str, version: u64) -> ProjectionUpdate {
             namespace: "default".to_owned(),
             indices: json!({"workflow_type": "merge"}),
             extras: json!({"v": version}),
+            deleted: false,
         }),
     }
 }

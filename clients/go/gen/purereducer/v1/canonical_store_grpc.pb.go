@@ -27,6 +27,11 @@ type CanonicalStoreServiceClient interface {
 	// The workflows of a namespace that match a filter, in workflow key order (bytewise), a
 	// page at a time.
 	ListWorkflows(ctx context.Context, in *ListWorkflowsRequest, opts ...grpc.CallOption) (*ListWorkflowsResponse, error)
+	// Deletes a workflow (admin): its state is gone, its history stays as retention keeps it.
+	// The deletion takes the next version and publishes a WorkflowDeleted event, so versions
+	// never go back: an action sent to the key afterwards starts a new workflow from the
+	// initial state at the version after it. NOT_FOUND when the workflow does not exist.
+	DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error)
 }
 
 type canonicalStoreServiceClient struct {
@@ -73,6 +78,15 @@ func (c *canonicalStoreServiceClient) ListWorkflows(ctx context.Context, in *Lis
 	return out, nil
 }
 
+func (c *canonicalStoreServiceClient) DeleteWorkflow(ctx context.Context, in *DeleteWorkflowRequest, opts ...grpc.CallOption) (*DeleteWorkflowResponse, error) {
+	out := new(DeleteWorkflowResponse)
+	err := c.cc.Invoke(ctx, "/purereducer.v1.CanonicalStoreService/DeleteWorkflow", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CanonicalStoreServiceServer is the server API for CanonicalStoreService service.
 // All implementations must embed UnimplementedCanonicalStoreServiceServer
 // for forward compatibility
@@ -87,6 +101,11 @@ type CanonicalStoreServiceServer interface {
 	// The workflows of a namespace that match a filter, in workflow key order (bytewise), a
 	// page at a time.
 	ListWorkflows(context.Context, *ListWorkflowsRequest) (*ListWorkflowsResponse, error)
+	// Deletes a workflow (admin): its state is gone, its history stays as retention keeps it.
+	// The deletion takes the next version and publishes a WorkflowDeleted event, so versions
+	// never go back: an action sent to the key afterwards starts a new workflow from the
+	// initial state at the version after it. NOT_FOUND when the workflow does not exist.
+	DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error)
 	mustEmbedUnimplementedCanonicalStoreServiceServer()
 }
 
@@ -105,6 +124,9 @@ func (UnimplementedCanonicalStoreServiceServer) GetHistory(context.Context, *Get
 }
 func (UnimplementedCanonicalStoreServiceServer) ListWorkflows(context.Context, *ListWorkflowsRequest) (*ListWorkflowsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListWorkflows not implemented")
+}
+func (UnimplementedCanonicalStoreServiceServer) DeleteWorkflow(context.Context, *DeleteWorkflowRequest) (*DeleteWorkflowResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteWorkflow not implemented")
 }
 func (UnimplementedCanonicalStoreServiceServer) mustEmbedUnimplementedCanonicalStoreServiceServer() {}
 
@@ -191,6 +213,24 @@ func _CanonicalStoreService_ListWorkflows_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CanonicalStoreService_DeleteWorkflow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWorkflowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CanonicalStoreServiceServer).DeleteWorkflow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/purereducer.v1.CanonicalStoreService/DeleteWorkflow",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CanonicalStoreServiceServer).DeleteWorkflow(ctx, req.(*DeleteWorkflowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _CanonicalStoreService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "purereducer.v1.CanonicalStoreService",
 	HandlerType: (*CanonicalStoreServiceServer)(nil),
@@ -210,6 +250,10 @@ var _CanonicalStoreService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWorkflows",
 			Handler:    _CanonicalStoreService_ListWorkflows_Handler,
+		},
+		{
+			MethodName: "DeleteWorkflow",
+			Handler:    _CanonicalStoreService_DeleteWorkflow_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

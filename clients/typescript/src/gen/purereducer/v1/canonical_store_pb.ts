@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/canonical_store.proto.
  */
 export const file_purereducer_v1_canonical_store: GenFile = /*@__PURE__*/
-  fileDesc("CiRwdXJlcmVkdWNlci92MS9jYW5vbmljYWxfc3RvcmUucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIjoKD0dldFN0YXRlUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIrsBChBHZXRTdGF0ZVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEiYKBXN0YXRlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg13b3JrZmxvd190eXBlGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoQVHJ5Q29tbWl0UmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoBBImCgVzdGF0ZRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKcHJvdmVuYW5jZRgEIAEoCzIaLnB1cmVyZWR1Y2VyLnYxLlByb3ZlbmFuY2USFQoNd29ya2Zsb3dfdHlwZRgFIAEoCRIRCgluYW1lc3BhY2UYBiABKAki4wEKEVRyeUNvbW1pdFJlc3BvbnNlEkAKCWNvbW1pdHRlZBgBIAEoCzIrLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlc3BvbnNlLkNvbW1pdHRlZEgAEj4KCGNvbmZsaWN0GAIgASgLMioucHVyZXJlZHVjZXIudjEuVHJ5Q29tbWl0UmVzcG9uc2UuQ29uZmxpY3RIABocCglDb21taXR0ZWQSDwoHdmVyc2lvbhgBIAEoBBojCghDb25mbGljdBIXCg9jdXJyZW50X3ZlcnNpb24YASABKARCCQoHb3V0Y29tZSKGAQoRR2V0SGlzdG9yeVJlcXVlc3QSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIUCgxmcm9tX3ZlcnNpb24YAyABKAQSDQoFbGltaXQYBCABKA0SDwoHcmV2ZXJzZRgFIAEoCBISCgpwYWdlX3Rva2VuGAYgASgJIoQDCgxIaXN0b3J5RW50cnkSDwoHdmVyc2lvbhgBIAEoBBIsCgZzdGF0dXMYAiABKA4yHC5wdXJlcmVkdWNlci52MS5BY3Rpb25TdGF0dXMSEQoJYWN0aW9uX2lkGAMgASgJEhMKC2FjdGlvbl90eXBlGAQgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEiYKBXN0YXRlGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgdpbnRlbnRzGAcgAygLMhYucHVyZXJlZHVjZXIudjEuSW50ZW50Eg4KBnJlYXNvbhgIIAEoCRITCgtyZXN1bHRfaGFzaBgJIAEoCRINCgVhY3RvchgKIAEoCRIvCgtyZWNvcmRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNd29ya2Zsb3dfdHlwZRgMIAEoCRIoCgdwYXlsb2FkGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCKFAQoSR2V0SGlzdG9yeVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSLQoHZW50cmllcxgDIAMoCzIcLnB1cmVyZWR1Y2VyLnYxLkhpc3RvcnlFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAki6wEKFExpc3RXb3JrZmxvd3NSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg13b3JrZmxvd190eXBlGAIgASgJEhIKCmtleV9wcmVmaXgYAyABKAkSMQoNdXBkYXRlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdXBkYXRlZF9iZWZvcmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgsKA3RhZxgGIAEoCRINCgVsaW1pdBgHIAEoDRISCgpwYWdlX3Rva2VuGAggASgJIp8BCg9Xb3JrZmxvd1N1bW1hcnkSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIVCg13b3JrZmxvd190eXBlGAMgASgJEg8KB3ZlcnNpb24YBCABKAQSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdGFnGAYgASgJImQKFUxpc3RXb3JrZmxvd3NSZXNwb25zZRIyCgl3b3JrZmxvd3MYASADKAsyHy5wdXJlcmVkdWNlci52MS5Xb3JrZmxvd1N1bW1hcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMusCChVDYW5vbmljYWxTdG9yZVNlcnZpY2USTQoIR2V0U3RhdGUSHy5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlcXVlc3QaIC5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlc3BvbnNlElAKCVRyeUNvbW1pdBIgLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlcXVlc3QaIS5wdXJlcmVkdWNlci52MS5UcnlDb21taXRSZXNwb25zZRJTCgpHZXRIaXN0b3J5EiEucHVyZXJlZHVjZXIudjEuR2V0SGlzdG9yeVJlcXVlc3QaIi5wdXJlcmVkdWNlci52MS5HZXRIaXN0b3J5UmVzcG9uc2USXAoNTGlzdFdvcmtmbG93cxIkLnB1cmVyZWR1Y2VyLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiUucHVyZXJlZHVjZXIudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlQj1aO3B1cmVyZWR1Y2VyLmRldi9jbGllbnRzL2dvL2dlbi9wdXJlcmVkdWNlci92MTtwdXJlcmVkdWNlcnYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
+  fileDesc("CiRwdXJlcmVkdWNlci92MS9jYW5vbmljYWxfc3RvcmUucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIjoKD0dldFN0YXRlUmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJIrsBChBHZXRTdGF0ZVJlc3BvbnNlEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEiYKBXN0YXRlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg13b3JrZmxvd190eXBlGAQgASgJEhEKCW5hbWVzcGFjZRgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLEAQoQVHJ5Q29tbWl0UmVxdWVzdBIUCgx3b3JrZmxvd19rZXkYASABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoBBImCgVzdGF0ZRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoKcHJvdmVuYW5jZRgEIAEoCzIaLnB1cmVyZWR1Y2VyLnYxLlByb3ZlbmFuY2USFQoNd29ya2Zsb3dfdHlwZRgFIAEoCRIRCgluYW1lc3BhY2UYBiABKAki4wEKEVRyeUNvbW1pdFJlc3BvbnNlEkAKCWNvbW1pdHRlZBgBIAEoCzIrLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlc3BvbnNlLkNvbW1pdHRlZEgAEj4KCGNvbmZsaWN0GAIgASgLMioucHVyZXJlZHVjZXIudjEuVHJ5Q29tbWl0UmVzcG9uc2UuQ29uZmxpY3RIABocCglDb21taXR0ZWQSDwoHdmVyc2lvbhgBIAEoBBojCghDb25mbGljdBIXCg9jdXJyZW50X3ZlcnNpb24YASABKARCCQoHb3V0Y29tZSKGAQoRR2V0SGlzdG9yeVJlcXVlc3QSFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIUCgxmcm9tX3ZlcnNpb24YAyABKAQSDQoFbGltaXQYBCABKA0SDwoHcmV2ZXJzZRgFIAEoCBISCgpwYWdlX3Rva2VuGAYgASgJIpUDCgxIaXN0b3J5RW50cnkSDwoHdmVyc2lvbhgBIAEoBBIsCgZzdGF0dXMYAiABKA4yHC5wdXJlcmVkdWNlci52MS5BY3Rpb25TdGF0dXMSEQoJYWN0aW9uX2lkGAMgASgJEhMKC2FjdGlvbl90eXBlGAQgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEiYKBXN0YXRlGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgdpbnRlbnRzGAcgAygLMhYucHVyZXJlZHVjZXIudjEuSW50ZW50Eg4KBnJlYXNvbhgIIAEoCRITCgtyZXN1bHRfaGFzaBgJIAEoCRINCgVhY3RvchgKIAEoCRIvCgtyZWNvcmRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNd29ya2Zsb3dfdHlwZRgMIAEoCRIoCgdwYXlsb2FkGA0gASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdkZWxldGVkGA4gASgIIoUBChJHZXRIaXN0b3J5UmVzcG9uc2USFAoMd29ya2Zsb3dfa2V5GAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRItCgdlbnRyaWVzGAMgAygLMhwucHVyZXJlZHVjZXIudjEuSGlzdG9yeUVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgEIAEoCSLrAQoUTGlzdFdvcmtmbG93c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhUKDXdvcmtmbG93X3R5cGUYAiABKAkSEgoKa2V5X3ByZWZpeBgDIAEoCRIxCg11cGRhdGVkX2FmdGVyGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg51cGRhdGVkX2JlZm9yZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDdGFnGAYgASgJEg0KBWxpbWl0GAcgASgNEhIKCnBhZ2VfdG9rZW4YCCABKAkinwEKD1dvcmtmbG93U3VtbWFyeRIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhUKDXdvcmtmbG93X3R5cGUYAyABKAkSDwoHdmVyc2lvbhgEIAEoBBIuCgp1cGRhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0YWcYBiABKAkiZAoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjIKCXdvcmtmbG93cxgBIAMoCzIfLnB1cmVyZWR1Y2VyLnYxLldvcmtmbG93U3VtbWFyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiagoVRGVsZXRlV29ya2Zsb3dSZXF1ZXN0EhQKDHdvcmtmbG93X2tleRgBIAEoCRIRCgluYW1lc3BhY2UYAiABKAkSGAoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoBBIOCgZyZWFzb24YBCABKAkiKQoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZRIPCgd2ZXJzaW9uGAEgASgEMswDChVDYW5vbmljYWxTdG9yZVNlcnZpY2USTQoIR2V0U3RhdGUSHy5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlcXVlc3QaIC5wdXJlcmVkdWNlci52MS5HZXRTdGF0ZVJlc3BvbnNlElAKCVRyeUNvbW1pdBIgLnB1cmVyZWR1Y2VyLnYxLlRyeUNvbW1pdFJlcXVlc3QaIS5wdXJlcmVkdWNlci52MS5UcnlDb21taXRSZXNwb25zZRJTCgpHZXRIaXN0b3J5EiEucHVyZXJlZHVjZXIudjEuR2V0SGlzdG9yeVJlcXVlc3QaIi5wdXJlcmVkdWNlci52MS5HZXRIaXN0b3J5UmVzcG9uc2USXAoNTGlzdFdvcmtmbG93cxIkLnB1cmVyZWR1Y2VyLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiUucHVyZXJlZHVjZXIudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlEl8KDkRlbGV0ZVdvcmtmbG93EiUucHVyZXJlZHVjZXIudjEuRGVsZXRlV29ya2Zsb3dSZXF1ZXN0GiYucHVyZXJlZHVjZXIudjEuRGVsZXRlV29ya2Zsb3dSZXNwb25zZUI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
 
 /**
  * @generated from message purereducer.v1.GetStateRequest
@@ -342,6 +342,13 @@ export type HistoryEntry = Message<"purereducer.v1.HistoryEntry"> & {
    * @generated from field: google.protobuf.Struct payload = 13;
    */
   payload?: JsonObject | undefined;
+
+  /**
+   * The workflow was deleted at this version (DeleteWorkflow; status COMMITTED, no state).
+   *
+   * @generated from field: bool deleted = 14;
+   */
+  deleted: boolean;
 };
 
 /**
@@ -522,6 +529,63 @@ export const ListWorkflowsResponseSchema: GenMessage<ListWorkflowsResponse> = /*
   messageDesc(file_purereducer_v1_canonical_store, 9);
 
 /**
+ * @generated from message purereducer.v1.DeleteWorkflowRequest
+ */
+export type DeleteWorkflowRequest = Message<"purereducer.v1.DeleteWorkflowRequest"> & {
+  /**
+   * @generated from field: string workflow_key = 1;
+   */
+  workflowKey: string;
+
+  /**
+   * "default" when empty.
+   *
+   * @generated from field: string namespace = 2;
+   */
+  namespace: string;
+
+  /**
+   * Delete only if the workflow is at this version (0: whatever its version).
+   *
+   * @generated from field: uint64 expected_version = 3;
+   */
+  expectedVersion: bigint;
+
+  /**
+   * Why, kept in the history entry and the event.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message purereducer.v1.DeleteWorkflowRequest.
+ * Use `create(DeleteWorkflowRequestSchema)` to create a new message.
+ */
+export const DeleteWorkflowRequestSchema: GenMessage<DeleteWorkflowRequest> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 10);
+
+/**
+ * @generated from message purereducer.v1.DeleteWorkflowResponse
+ */
+export type DeleteWorkflowResponse = Message<"purereducer.v1.DeleteWorkflowResponse"> & {
+  /**
+   * The version the deletion took (the last version plus one).
+   *
+   * @generated from field: uint64 version = 1;
+   */
+  version: bigint;
+};
+
+/**
+ * Describes the message purereducer.v1.DeleteWorkflowResponse.
+ * Use `create(DeleteWorkflowResponseSchema)` to create a new message.
+ */
+export const DeleteWorkflowResponseSchema: GenMessage<DeleteWorkflowResponse> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_canonical_store, 11);
+
+/**
  * The versioned source of truth for workflow state, with compare-and-set commits.
  *
  * @generated from service purereducer.v1.CanonicalStoreService
@@ -568,6 +632,19 @@ export const CanonicalStoreService: GenService<{
     methodKind: "unary";
     input: typeof ListWorkflowsRequestSchema;
     output: typeof ListWorkflowsResponseSchema;
+  },
+  /**
+   * Deletes a workflow (admin): its state is gone, its history stays as retention keeps it.
+   * The deletion takes the next version and publishes a WorkflowDeleted event, so versions
+   * never go back: an action sent to the key afterwards starts a new workflow from the
+   * initial state at the version after it. NOT_FOUND when the workflow does not exist.
+   *
+   * @generated from rpc purereducer.v1.CanonicalStoreService.DeleteWorkflow
+   */
+  deleteWorkflow: {
+    methodKind: "unary";
+    input: typeof DeleteWorkflowRequestSchema;
+    output: typeof DeleteWorkflowResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_purereducer_v1_canonical_store, 0);

@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file purereducer/v1/events.proto.
  */
 export const file_purereducer_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChtwdXJlcmVkdWNlci92MS9ldmVudHMucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIrkCCg5TdGF0ZUNvbW1pdHRlZBIUCgx3b3JrZmxvd19rZXkYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIRCgluYW1lc3BhY2UYAyABKAkSFQoNd29ya2Zsb3dfdHlwZRgEIAEoCRIRCglhY3Rpb25faWQYBSABKAkSEwoLYWN0aW9uX3R5cGUYBiABKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSJgoFc3RhdGUYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKB2ludGVudHMYCSADKAsyFi5wdXJlcmVkdWNlci52MS5JbnRlbnQSMAoMY29tbWl0dGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXN1bHRfaGFzaBgLIAEoCSLsAQoNUmVkdWNlckdhdmVVcBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhUKDXdvcmtmbG93X3R5cGUYAyABKAkSEQoJYWN0aW9uX2lkGAQgASgJEhMKC2FjdGlvbl90eXBlGAUgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAYgASgJEhAKCGF0dGVtcHRzGAcgASgNEhkKEWxhc3Rfc2Vlbl92ZXJzaW9uGAggASgEEi4KCmdhdmVfdXBfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8BCg1JbnRlbnRFbWl0dGVkEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEhEKCW5hbWVzcGFjZRgDIAEoCRIVCg13b3JrZmxvd190eXBlGAQgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEiYKBmludGVudBgGIAEoCzIWLnB1cmVyZWR1Y2VyLnYxLkludGVudBINCgVpbmRleBgHIAEoDSK9AQoFRXZlbnQSOQoPc3RhdGVfY29tbWl0dGVkGAEgASgLMh4ucHVyZXJlZHVjZXIudjEuU3RhdGVDb21taXR0ZWRIABI4Cg9yZWR1Y2VyX2dhdmVfdXAYAiABKAsyHS5wdXJlcmVkdWNlci52MS5SZWR1Y2VyR2F2ZVVwSAASNwoOaW50ZW50X2VtaXR0ZWQYAyABKAsyHS5wdXJlcmVkdWNlci52MS5JbnRlbnRFbWl0dGVkSABCBgoEa2luZEI9WjtwdXJlcmVkdWNlci5kZXYvY2xpZW50cy9nby9nZW4vcHVyZXJlZHVjZXIvdjE7cHVyZXJlZHVjZXJ2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
+  fileDesc("ChtwdXJlcmVkdWNlci92MS9ldmVudHMucHJvdG8SDnB1cmVyZWR1Y2VyLnYxIrkCCg5TdGF0ZUNvbW1pdHRlZBIUCgx3b3JrZmxvd19rZXkYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIRCgluYW1lc3BhY2UYAyABKAkSFQoNd29ya2Zsb3dfdHlwZRgEIAEoCRIRCglhY3Rpb25faWQYBSABKAkSEwoLYWN0aW9uX3R5cGUYBiABKAkSFgoOY29ycmVsYXRpb25faWQYByABKAkSJgoFc3RhdGUYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKB2ludGVudHMYCSADKAsyFi5wdXJlcmVkdWNlci52MS5JbnRlbnQSMAoMY29tbWl0dGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZXN1bHRfaGFzaBgLIAEoCSLsAQoNUmVkdWNlckdhdmVVcBIUCgx3b3JrZmxvd19rZXkYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEhUKDXdvcmtmbG93X3R5cGUYAyABKAkSEQoJYWN0aW9uX2lkGAQgASgJEhMKC2FjdGlvbl90eXBlGAUgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAYgASgJEhAKCGF0dGVtcHRzGAcgASgNEhkKEWxhc3Rfc2Vlbl92ZXJzaW9uGAggASgEEi4KCmdhdmVfdXBfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq8BCg1JbnRlbnRFbWl0dGVkEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEhEKCW5hbWVzcGFjZRgDIAEoCRIVCg13b3JrZmxvd190eXBlGAQgASgJEhYKDmNvcnJlbGF0aW9uX2lkGAUgASgJEiYKBmludGVudBgGIAEoCzIWLnB1cmVyZWR1Y2VyLnYxLkludGVudBINCgVpbmRleBgHIAEoDSKxAQoPV29ya2Zsb3dEZWxldGVkEhQKDHdvcmtmbG93X2tleRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEEhEKCW5hbWVzcGFjZRgDIAEoCRIVCg13b3JrZmxvd190eXBlGAQgASgJEg0KBWFjdG9yGAUgASgJEg4KBnJlYXNvbhgGIAEoCRIuCgpkZWxldGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL6AQoFRXZlbnQSOQoPc3RhdGVfY29tbWl0dGVkGAEgASgLMh4ucHVyZXJlZHVjZXIudjEuU3RhdGVDb21taXR0ZWRIABI4Cg9yZWR1Y2VyX2dhdmVfdXAYAiABKAsyHS5wdXJlcmVkdWNlci52MS5SZWR1Y2VyR2F2ZVVwSAASNwoOaW50ZW50X2VtaXR0ZWQYAyABKAsyHS5wdXJlcmVkdWNlci52MS5JbnRlbnRFbWl0dGVkSAASOwoQd29ya2Zsb3dfZGVsZXRlZBgEIAEoCzIfLnB1cmVyZWR1Y2VyLnYxLldvcmtmbG93RGVsZXRlZEgAQgYKBGtpbmRCPVo7cHVyZXJlZHVjZXIuZGV2L2NsaWVudHMvZ28vZ2VuL3B1cmVyZWR1Y2VyL3YxO3B1cmVyZWR1Y2VydjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_purereducer_v1_types]);
 
 /**
  * Published for every commit, keyed by workflow_key, in version order per key.
@@ -204,6 +204,63 @@ export const IntentEmittedSchema: GenMessage<IntentEmitted> = /*@__PURE__*/
   messageDesc(file_purereducer_v1_events, 2);
 
 /**
+ * Published when an operator deleted a workflow (DeleteWorkflow), on the state-committed
+ * topic in version order with the workflow's commits. A later commit of the same key starts a
+ * new workflow at the next version.
+ *
+ * @generated from message purereducer.v1.WorkflowDeleted
+ */
+export type WorkflowDeleted = Message<"purereducer.v1.WorkflowDeleted"> & {
+  /**
+   * @generated from field: string workflow_key = 1;
+   */
+  workflowKey: string;
+
+  /**
+   * The version the deletion took.
+   *
+   * @generated from field: uint64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string namespace = 3;
+   */
+  namespace: string;
+
+  /**
+   * The type of the workflow that was deleted.
+   *
+   * @generated from field: string workflow_type = 4;
+   */
+  workflowType: string;
+
+  /**
+   * Who deleted it, and why.
+   *
+   * @generated from field: string actor = 5;
+   */
+  actor: string;
+
+  /**
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deleted_at = 7;
+   */
+  deletedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message purereducer.v1.WorkflowDeleted.
+ * Use `create(WorkflowDeletedSchema)` to create a new message.
+ */
+export const WorkflowDeletedSchema: GenMessage<WorkflowDeleted> = /*@__PURE__*/
+  messageDesc(file_purereducer_v1_events, 3);
+
+/**
  * Any event the platform publishes.
  *
  * @generated from message purereducer.v1.Event
@@ -230,6 +287,12 @@ export type Event = Message<"purereducer.v1.Event"> & {
      */
     value: IntentEmitted;
     case: "intentEmitted";
+  } | {
+    /**
+     * @generated from field: purereducer.v1.WorkflowDeleted workflow_deleted = 4;
+     */
+    value: WorkflowDeleted;
+    case: "workflowDeleted";
   } | { case: undefined; value?: undefined };
 };
 
@@ -238,5 +301,5 @@ export type Event = Message<"purereducer.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_purereducer_v1_events, 3);
+  messageDesc(file_purereducer_v1_events, 4);
 

@@ -86,7 +86,7 @@ class GetHistoryRequest(_message.Message):
     def __init__(self, workflow_key: _Optional[str] = ..., namespace: _Optional[str] = ..., from_version: _Optional[int] = ..., limit: _Optional[int] = ..., reverse: _Optional[bool] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("version", "status", "action_id", "action_type", "correlation_id", "state", "intents", "reason", "result_hash", "actor", "recorded_at", "workflow_type", "payload")
+    __slots__ = ("version", "status", "action_id", "action_type", "correlation_id", "state", "intents", "reason", "result_hash", "actor", "recorded_at", "workflow_type", "payload", "deleted")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ACTION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class HistoryEntry(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
     version: int
     status: _types_pb2.ActionStatus
     action_id: str
@@ -113,7 +114,8 @@ class HistoryEntry(_message.Message):
     recorded_at: _timestamp_pb2.Timestamp
     workflow_type: str
     payload: _struct_pb2.Struct
-    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_types_pb2.ActionStatus, str]] = ..., action_id: _Optional[str] = ..., action_type: _Optional[str] = ..., correlation_id: _Optional[str] = ..., state: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intents: _Optional[_Iterable[_Union[_types_pb2.Intent, _Mapping]]] = ..., reason: _Optional[str] = ..., result_hash: _Optional[str] = ..., actor: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    deleted: bool
+    def __init__(self, version: _Optional[int] = ..., status: _Optional[_Union[_types_pb2.ActionStatus, str]] = ..., action_id: _Optional[str] = ..., action_type: _Optional[str] = ..., correlation_id: _Optional[str] = ..., state: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., intents: _Optional[_Iterable[_Union[_types_pb2.Intent, _Mapping]]] = ..., reason: _Optional[str] = ..., result_hash: _Optional[str] = ..., actor: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., workflow_type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class GetHistoryResponse(_message.Message):
     __slots__ = ("workflow_key", "namespace", "entries", "next_page_token")
@@ -170,3 +172,21 @@ class ListWorkflowsResponse(_message.Message):
     workflows: _containers.RepeatedCompositeFieldContainer[WorkflowSummary]
     next_page_token: str
     def __init__(self, workflows: _Optional[_Iterable[_Union[WorkflowSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkflowRequest(_message.Message):
+    __slots__ = ("workflow_key", "namespace", "expected_version", "reason")
+    WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    workflow_key: str
+    namespace: str
+    expected_version: int
+    reason: str
+    def __init__(self, workflow_key: _Optional[str] = ..., namespace: _Optional[str] = ..., expected_version: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkflowResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    def __init__(self, version: _Optional[int] = ...) -> None: ...

@@ -55,6 +55,11 @@ class CanonicalStoreServiceStub:
                 request_serializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.SerializeToString,
                 response_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.FromString,
                 _registered_method=True)
+        self.DeleteWorkflow = channel.unary_unary(
+                '/purereducer.v1.CanonicalStoreService/DeleteWorkflow',
+                request_serializer=purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowRequest.SerializeToString,
+                response_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowResponse.FromString,
+                _registered_method=True)
 
 
 class CanonicalStoreServiceServicer:
@@ -91,6 +96,16 @@ class CanonicalStoreServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteWorkflow(self, request, context):
+        """Deletes a workflow (admin): its state is gone, its history stays as retention keeps it.
+        The deletion takes the next version and publishes a WorkflowDeleted event, so versions
+        never go back: an action sent to the key afterwards starts a new workflow from the
+        initial state at the version after it. NOT_FOUND when the workflow does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CanonicalStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +128,11 @@ def add_CanonicalStoreServiceServicer_to_server(servicer, server):
                     servicer.ListWorkflows,
                     request_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.FromString,
                     response_serializer=purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.SerializeToString,
+            ),
+            'DeleteWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkflow,
+                    request_deserializer=purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowRequest.FromString,
+                    response_serializer=purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +244,33 @@ class CanonicalStoreService:
             '/purereducer.v1.CanonicalStoreService/ListWorkflows',
             purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsRequest.SerializeToString,
             purereducer_dot_v1_dot_canonical__store__pb2.ListWorkflowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/purereducer.v1.CanonicalStoreService/DeleteWorkflow',
+            purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowRequest.SerializeToString,
+            purereducer_dot_v1_dot_canonical__store__pb2.DeleteWorkflowResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,12 +77,32 @@ class IntentEmitted(_message.Message):
     index: int
     def __init__(self, workflow_key: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ..., workflow_type: _Optional[str] = ..., correlation_id: _Optional[str] = ..., intent: _Optional[_Union[_types_pb2.Intent, _Mapping]] = ..., index: _Optional[int] = ...) -> None: ...
 
+class WorkflowDeleted(_message.Message):
+    __slots__ = ("workflow_key", "version", "namespace", "workflow_type", "actor", "reason", "deleted_at")
+    WORKFLOW_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DELETED_AT_FIELD_NUMBER: _ClassVar[int]
+    workflow_key: str
+    version: int
+    namespace: str
+    workflow_type: str
+    actor: str
+    reason: str
+    deleted_at: _timestamp_pb2.Timestamp
+    def __init__(self, workflow_key: _Optional[str] = ..., version: _Optional[int] = ..., namespace: _Optional[str] = ..., workflow_type: _Optional[str] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., deleted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("state_committed", "reducer_gave_up", "intent_emitted")
+    __slots__ = ("state_committed", "reducer_gave_up", "intent_emitted", "workflow_deleted")
     STATE_COMMITTED_FIELD_NUMBER: _ClassVar[int]
     REDUCER_GAVE_UP_FIELD_NUMBER: _ClassVar[int]
     INTENT_EMITTED_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_DELETED_FIELD_NUMBER: _ClassVar[int]
     state_committed: StateCommitted
     reducer_gave_up: ReducerGaveUp
     intent_emitted: IntentEmitted
-    def __init__(self, state_committed: _Optional[_Union[StateCommitted, _Mapping]] = ..., reducer_gave_up: _Optional[_Union[ReducerGaveUp, _Mapping]] = ..., intent_emitted: _Optional[_Union[IntentEmitted, _Mapping]] = ...) -> None: ...
+    workflow_deleted: WorkflowDeleted
+    def __init__(self, state_committed: _Optional[_Union[StateCommitted, _Mapping]] = ..., reducer_gave_up: _Optional[_Union[ReducerGaveUp, _Mapping]] = ..., intent_emitted: _Optional[_Union[IntentEmitted, _Mapping]] = ..., workflow_deleted: _Optional[_Union[WorkflowDeleted, _Mapping]] = ...) -> None: ...

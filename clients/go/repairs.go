@@ -1,0 +1,36 @@
+package purereducer
+
+import (
+	"context"
+
+	pb "purereducer.dev/clients/go/gen/purereducer/v1"
+)
+
+// RetryAction applies again an action whose last attempt ended GAVE_UP (admin), with the id,
+// type and payload history kept, so it still applies at most once, and returns its outcome as
+// HandleAction would. FAILED_PRECONDITION when the action did not give up (the message says
+// how it ended), NOT_FOUND when the workflow's history has no trace of it. Not retried on
+// UNAVAILABLE, unlike HandleAction: after a lost reply a repeat would answer
+// FAILED_PRECONDITION, so read GetHistory instead.
+func (c *Client) RetryAction(ctx context.Context, workflowKey, actionID string, opts ...CallOption) (*pb.HandleActionResponse, error) {
+	o := collect(opts)
+	reply, err := c.Reducer.RetryAction(ctx, &pb.RetryActionRequest{Namespace: o.namespace, WorkflowKey: workflowKey,
+		ActionId: actionID})
+	return reply.GetOutcome(), err
+}
+
+// ListDeadLetters lists the events the pipeline could not apply, newest first (admin; a token
+// sees only its namespaces' letters), at most limit of them (0: 100; the server refuses more
+// than 1000).
+func (c *Client) ListDeadLetters(ctx context.Context, limit uint32) ([]*pb.DeadLetter, error) {
+	reply, err := c.Projection.ListDeadLetters(ctx, &pb.ListDeadLettersRequest{Limit: limit})
+	return reply.GetDeadLetters(), err
+}
+
+// ReplayDeadLetter writes a dead-lettered StateCommitted event to its projection, unless the
+// projection already has that version or a newer one, and marks the letter replayed (admin).
+// NOT_FOUND for an unknown id, FAILED_PRECONDITION for a letter replayed before or one that
+// cannot be decoded.
+func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (*pb.ReplayDeadLetterResponse, error) {
+	return c.Projection.ReplayDeadLetter(ctx, &pb.ReplayDeadLetterRequest{Id: id})
+}

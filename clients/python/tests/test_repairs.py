@@ -1,0 +1,107 @@
+"""RetryAction, ListDeadLetters and ReplayDeadLetter through the Python client, against a
+live reducerd: what each answers when there is nothing to repair."""
+
+import uuid
+from concurrent import futures
+
+import grpc
+import pytest
+from conftest import Reducerd
+
+from purereducer import Client, PureReducerError, Status
+from purereducer.pb import reducer_pb2, reducer_pb2_grpc, types_pb2
+
+
+def key(name: str) -> str:
+    return f"py-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def refusal(call, *args):
+    with pytest.raises(PureReducerError) as err:
+        call(*args)
+    return err.value.code, err.value.details
+
+
+def test_retrying_a_committed_action_says_how_it_ended(client):
+    k = key("retry")
+    client.handle_action(k, "merge", "set", {"n": 0})
+    done = client.handle_action(k, "merge", "set", {"n": 1})
+    assert refusal(client.retry_action, k, done.action_id) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"action {done.action_id} did not give up: it ended COMMITTED at version 2; "
+        "only a GAVE_UP action can be retried",
+    )
+
+
+def test_retrying_a_rejected_action_says_how_it_ended(client):
+    k = key("retry-rejected")
+    client.handle_action(k, "fsm", "PENDING")
+    refused = client.handle_action(k, "fsm", "COMPLETED")  # PENDING -> COMPLETED is no transition
+    code, details = refusal(client.retry_action, k, refused.action_id)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "it ended REJECTED at version 1" in details
+
+
+def test_retrying_an_action_history_never_saw_is_not_found(client):
+    k = key("retry-unknown")
+    client.handle_action(k, "merge", "set", {})
+    unknown = str(uuid.uuid4())
+    code, details = refusal(client.retry_action, k, unknown)
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert f"has no history of action {unknown}" in details
+    # The action exists, but in another namespace's workflow.
+    done = client.handle_action(k, "merge", "set", {}, namespace="tenant-retry")
+    assert refusal(client.retry_action, k, done.action_id)[0] == grpc.StatusCode.NOT_FOUND
+    assert refusal(client.retry_action, k, "not-a-uuid")[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture()
+def fresh(tmp_path):
+    srv = Reducerd(tmp_path)
+    with Client(srv.addr) as c:
+        yield c
+    srv.stop()
+
+
+def test_a_fresh_server_has_no_dead_letters_to_list_or_replay(fresh):
+    fresh.handle_action(key("lettered"), "merge", "set", {"n": 1})
+    assert fresh.list_dead_letters() == []
+    assert fresh.list_dead_letters(limit=1000) == []
+    assert refusal(fresh.replay_dead_letter, 1) == (
+        grpc.StatusCode.NOT_FOUND, "there is no dead letter 1; list dead letters to find their ids")
+    code, details = refusal(fresh.list_dead_letters, 1001)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "limit" in details
+
+
+class _RetriedReducer(reducer_pb2_grpc.ReducerServiceServicer):
+    """Answers RetryAction as reducerd does for a give-up that now commits, and records the
+    requests: a live give-up needs two replicas racing on one database."""
+
+    def __init__(self):
+        self.requests = []
+
+    def RetryAction(self, request, context):
+        self.requests.append(request)
+        outcome = reducer_pb2.HandleActionResponse(
+            status=types_pb2.ACTION_STATUS_COMMITTED, version=4, attempts=1, result_hash="h",
+            action_id=request.action_id, workflow_key=request.workflow_key, correlation_id="c")
+        outcome.state.update({"n": 3})
+        return reducer_pb2.RetryActionResponse(outcome=outcome)
+
+
+def test_a_retried_give_up_comes_back_as_its_outcome():
+    servicer = _RetriedReducer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    reducer_pb2_grpc.add_ReducerServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    action_id = str(uuid.uuid4())
+    try:
+        with Client(f"127.0.0.1:{port}") as c:
+            result = c.retry_action("k-1", action_id, namespace="tenant-a")
+    finally:
+        server.stop(None)
+    assert (result.status, result.version, result.state, result.attempts) == (Status.COMMITTED, 4, {"n": 3}, 1)
+    assert (result.action_id, result.workflow_key) == (action_id, "k-1")
+    [sent] = servicer.requests
+    assert (sent.namespace, sent.workflow_key, sent.action_id) == ("tenant-a", "k-1", action_id)
