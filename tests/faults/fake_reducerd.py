@@ -1,11 +1,16 @@
 """An in-memory stand-in for reducerd, with defects on demand, that proves the checker
 catches what it claims to catch (test_checker_selftest.py). It serves only what the
-harness calls: HandleAction, GetState, PublishAction, WaitForCompletion, GetProjection.
+harness calls: HandleAction, GetState, GetHistory, PublishAction, WaitForCompletion,
+GetProjection.
 
 Defects (every n-th action, 0 = never): `lose` answers COMMITTED without applying,
-`duplicate` applies twice, `reject` answers REJECTED, `drop_queued` acknowledges a publish
-and forgets it, `reject_queued` completes a queued action as REJECTED without applying it,
-`unavailable` fails a call with UNAVAILABLE before doing anything (the client retries).
+`duplicate` applies twice (two versions, two history entries), `reject` answers REJECTED,
+`drop_queued` acknowledges a publish and forgets it, `reject_queued` completes a queued
+action as REJECTED without applying it, `unavailable` fails a call with UNAVAILABLE before
+doing anything (the client retries). History defects (every n-th commit, the state is right):
+`history_gap` writes no entry, `history_repeat` writes its entry twice, `history_stale`
+records the state before the commit. Not a defect: `give_up` answers GAVE_UP without applying
+(with a GAVE_UP entry), as a real server does after too many conflicts; the action is resent.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ class Defects:
     drop_queued: int = 0
     reject_queued: int = 0
     unavailable: int = 0
+    history_gap: int = 0
+    history_repeat: int = 0
+    history_stale: int = 0
+    give_up: int = 0
 
 
 class FakeStore:
@@ -49,6 +58,7 @@ class FakeStore:
         self.states: dict = {}  # key -> (version, state)
         self.done: dict = {}  # action id -> (status, version)
         self.completions: dict = {}  # correlation id -> (action id, key, status, version)
+        self.history: dict = collections.defaultdict(list)  # key -> [HistoryEntry], oldest first
         self.count = collections.Counter()
 
     def nth(self, name: str) -> bool:
@@ -67,15 +77,31 @@ class FakeStore:
                 self.done[action.action_id] = ("REJECTED", 0)
                 return "REJECTED", 0
             version, state = self.states.get(action.workflow_key, (0, {}))
+            if self.nth("give_up"):
+                self.record(action, version, "GAVE_UP", None)
+                return "GAVE_UP", version
             if self.nth("lose"):
                 self.done[action.action_id] = ("COMMITTED", version + 1)
                 return "COMMITTED", version + 1
             patch = _json.from_struct(action.payload)
             members = {**state.get("m", {}), **patch.get("m", {})}
-            version += 2 if self.nth("duplicate") else 1
+            for _ in range(2 if self.nth("duplicate") else 1):
+                version += 1
+                self.record(action, version, "COMMITTED", state if self.nth("history_stale") else {"m": members})
             self.states[action.workflow_key] = (version, {"m": members})
             self.done[action.action_id] = ("COMMITTED", version)
             return "COMMITTED", version
+
+    def record(self, action, version: int, status: str, state) -> None:
+        """The history entry of one outcome, with the history defects."""
+        if status == "COMMITTED" and self.nth("history_gap"):
+            return
+        entry = canonical_store_pb2.HistoryEntry(version=version, status=_status(status), action_id=action.action_id,
+                                                 action_type=action.action_type, workflow_type=action.workflow_type)
+        if state is not None:
+            entry.state.CopyFrom(_json.to_struct(state))
+        copies = 2 if status == "COMMITTED" and self.nth("history_repeat") else 1
+        self.history[action.workflow_key].extend([entry] * copies)
 
 
 def _status(name: str) -> int:
@@ -105,6 +131,18 @@ class Service(reducer_pb2_grpc.ReducerServiceServicer, canonical_store_pb2_grpc.
             context.abort(grpc.StatusCode.NOT_FOUND, "no such workflow")
         return canonical_store_pb2.GetStateResponse(workflow_key=request.workflow_key, version=found[0],
                                                     state=_json.to_struct(found[1]))
+
+    def GetHistory(self, request, context):
+        # Short pages (at most 7 entries, whatever the limit) so that the checker has to page;
+        # the token is the index of the next entry.
+        limit = min(request.limit or 100, 7)
+        start = int(request.page_token or 0)
+        with self.s.lock:
+            entries = list(self.s.history.get(request.workflow_key, []))
+        page = entries[start:start + limit]
+        token = str(start + limit) if start + limit < len(entries) else ""
+        return canonical_store_pb2.GetHistoryResponse(workflow_key=request.workflow_key, entries=page,
+                                                      next_page_token=token)
 
     def PublishAction(self, request, context):
         self._gate(context)

@@ -2,8 +2,8 @@
 driven over gRPC by the project's Python client, checked for "nothing lost, nothing applied
 twice" once the faults are healed.
 
-The pieces, each usable alone (`processes.py`, `load.py`, `topic.py`; all importable from
-here):
+The pieces, each usable alone (`processes.py`, `load.py`, `topic.py`, `history.py`; all
+importable from here):
 
 - `Postgres`: a throw-away PostgreSQL cluster (initdb once per session as a template, copied
   per test) on a free port, with `terminate_backends`, `restart`, `stop`, `start`, and
@@ -18,7 +18,8 @@ here):
   live in PostgreSQL, so `stop` (SIGTERM) or `kill` (SIGKILL) and `start` again lose nothing;
   on a fixed port, like `Reducerd`.
 - `run_scenario`: starts a load, injects faults after given numbers of acknowledgements
-  (never after a time), waits for the load, settles, verifies and returns `Figures`; given
+  (never after a time), waits for the load, settles, verifies (each key's state, projection
+  and, through GetHistory, history: `history.py`) and returns `Figures`; given
   the broker (Kafka mode), it also reads the state-committed topic back and checks it per
   key (`verify_topic`, `check_topic`).
 
@@ -57,6 +58,7 @@ from processes import (  # noqa: E402,F401
     Postgres, Process, Reducerd, ReducerdConfig, broker_pg_bin, free_port, make_template_cluster,
 )
 from topic import check_topic, read_topic  # noqa: E402,F401
+from history import HISTORY_FIGURES, check_history, verify_key_history  # noqa: E402,F401
 from load import (  # noqa: E402,F401
     RETRYABLE, Conn, Ledger, Load, Sent, Settings, call_with_retry, env_float, env_int,
 )
@@ -86,6 +88,12 @@ class Figures:
     uncompleted: int = 0  # queued: acknowledged publishes without one, after settle_s
     wrong_outcome: int = 0  # a completion or answer that contradicts the final state
     projection_behind: int = 0  # keys whose projection never reached the canonical version
+    # Each key's history through GetHistory (history.py).
+    history_entries: int = 0  # entries read, every status (reported only)
+    history_gave_up: int = 0  # GAVE_UP entries (allowed: resent or reported as given up)
+    history_gaps: int = 0  # versions of 1..current with no COMMITTED entry, or two, or outside
+    history_duplicated: int = 0  # an action id COMMITTED more than once in a key's history
+    history_mismatch: int = 0  # committed ids != state members, a state not the one expected, unread
     keys: int = 0
     recovery_s: float = 0.0  # worst fault: injection to the first acknowledgement after the heal
     load_s: float = 0.0
@@ -115,6 +123,7 @@ class Figures:
                   f"duplicated={self.duplicated}", f"rejected={self.rejected}", f"unknown={self.unknown}",
                   f"version_clash={self.version_clash}", f"wrong_outcome={self.wrong_outcome}",
                   f"projection_behind={self.projection_behind}", f"unacked={self.unacked}"]
+        fields += [f"{name}={getattr(self, name)}" for name in HISTORY_FIGURES]
         if self.mode == "handle":
             fields.append(f"resent={self.resent}")
         else:
@@ -134,7 +143,7 @@ class Figures:
     def problems(self) -> list:
         found = []
         for name in ("lost", "duplicated", "unknown", "version_clash", "rejected", "wrong_outcome",
-                     "projection_behind", "uncompleted"):
+                     "projection_behind", "uncompleted") + HISTORY_FIGURES[2:]:
             if getattr(self, name):
                 found.append(f"{name}={getattr(self, name)}")
         if self.mode == "handle" and self.unacked:
@@ -161,12 +170,13 @@ def _read_state(conn: Conn, key: str, deadline: float):
 
 
 def verify(load: Load, figures: Figures, read_targets: list, settle_s: float) -> None:
-    """Reads every key's state (and projection) and fills in the figures."""
+    """Reads every key's state, projection and history and fills in the figures."""
     by_key: dict = collections.defaultdict(list)
     for a in load.ledger.actions.values():
         by_key[a.key].append(a)
     all_ids = {a.action_id: a.key for a in load.ledger.actions.values()}
     deadline = time.monotonic() + max(60.0, settle_s)
+    history_within = max(60.0, settle_s)  # per key: its pages may be many in a long run
     proj_deadline = [0.0]
     local = threading.local()
     lock = threading.Lock()
@@ -243,6 +253,15 @@ def verify(load: Load, figures: Figures, read_targets: list, settle_s: float) ->
                     f["lost"] += 1
                     if a.completion is None:
                         example(f"{key}: {a.action_id} published, never completed, not in the state")
+        # The history has every version once, the state's actions and, last, its state.
+        def read_again() -> tuple:
+            again = _read_state(conn(), key, deadline)
+            return (again.version, again.state) if again else (0, {})
+
+        found, notes = verify_key_history(conn(), key, version, state, read_again, history_within)
+        f.update(found)
+        for note in notes:
+            example(note)
         # The projection reaches the canonical version (bounded wait on the server side).
         if st is not None:
             while True:

@@ -294,6 +294,9 @@ class ReducerdConfig:
     roles: tuple = ALL_ROLES
     kafka_brokers: str = ""  # empty: in-process events and queue
     max_attempts: int = 3
+    # Versions of history kept below each key's current one (0: all). The checker holds every
+    # key's whole history to its state, so none may be pruned, however many actions a key gets.
+    history_keep_versions: int = 0
     extra_toml: str = ""
 
     def toml(self, listen: str) -> str:
@@ -307,6 +310,8 @@ class ReducerdConfig:
             f'database_url = "{self.database_url}"\n'
             "[reducer]\n"
             f"max_attempts = {self.max_attempts}\n"
+            "[history.retention]\n"
+            f"keep_versions = {self.history_keep_versions}\n"
         )
         if self.kafka_brokers:
             text += f'[kafka]\nbrokers = "{self.kafka_brokers}"\n'

@@ -1,11 +1,13 @@
 """The checker catches what it claims to catch: against an in-memory fake (no reducerd,
 no database) that is correct it finds nothing, and each planted defect shows up in the
-figure it belongs to. A few seconds in all."""
+figure it belongs to; the topic and history checks likewise on records and entries made here.
+A few seconds in all."""
 
 import pytest
 
 from fake_reducerd import Defects, serve
-from harness import TOPIC_FIGURES, Figures, Settings, check_topic, run_scenario
+from harness import TOPIC_FIGURES, Figures, Settings, check_history, check_topic, run_scenario
+from purereducer import HistoryEntry, Status
 
 SMALL = Settings(actions=600, keys=20, workers=8, settle_s=3.0, retry_s=10.0, inline_wait_ms=500)
 
@@ -20,10 +22,14 @@ def run(mode, defects, settings=SMALL):
 
 @pytest.mark.parametrize("mode", ["handle", "queued"])
 def test_a_correct_server_passes(mode):
-    # Unavailability is retried with the same id, so it loses and duplicates nothing.
-    figures = run(mode, Defects(unavailable=7))
+    # Unavailability is retried with the same id, so it loses and duplicates nothing; give-ups
+    # leave GAVE_UP entries in the history, which are allowed.
+    figures = run(mode, Defects(unavailable=7, give_up=13))
     assert figures.problems() == [], figures.line()
     assert figures.sent == SMALL.actions and figures.acked == SMALL.actions, figures.line()
+    commits = sum(version for version, _ in figures.canonical.values())
+    assert figures.history_gave_up > 0, figures.line()
+    assert figures.history_entries == commits + figures.history_gave_up, figures.line()
 
 
 @pytest.mark.parametrize("mode,defects,figure", [
@@ -34,6 +40,12 @@ def test_a_correct_server_passes(mode):
     ("queued", Defects(drop_queued=50), "lost"),
     ("queued", Defects(reject_queued=50), "rejected"),
     ("queued", Defects(duplicate=50), "duplicated"),
+    ("handle", Defects(duplicate=50), "history_duplicated"),
+    ("handle", Defects(history_gap=50), "history_gaps"),
+    ("handle", Defects(history_gap=50), "history_mismatch"),
+    ("queued", Defects(history_repeat=50), "history_gaps"),
+    ("queued", Defects(history_repeat=50), "history_duplicated"),
+    ("handle", Defects(history_stale=50), "history_mismatch"),
 ])
 def test_each_defect_is_caught(mode, defects, figure):
     figures = run(mode, defects)
@@ -100,3 +112,61 @@ def test_topic_conflict_state_mismatch_and_malformed_are_caught():
     found, _ = check_topic([topic_record("k", 1, ["a1"], 0, record_key="other"), (0, 1, b"k", b"\xff\xff"),
                             topic_record("k", 2, ["a1", "a2"], 0, partition=1)], {"k": (2, state)})
     assert found["topic_malformed"] == 3, found
+
+
+# The history check (harness.check_history) on entries made here: key k at version 3 whose
+# state has a1..a3, each added by its own commit.
+
+def entry(version, action_id, status=Status.COMMITTED, members=None):
+    state = None
+    if status == Status.COMMITTED:
+        state = {"m": {m: True for m in (members if members is not None else [f"a{i}" for i in range(1, version + 1)])}}
+    return HistoryEntry(version=version, status=status, action_id=action_id, action_type="add", correlation_id="",
+                        state=state, intents=[], reason="", result_hash="", actor="reducer-service",
+                        recorded_at=None, workflow_type="merge", payload={"m": {action_id: True}})
+
+
+STATE = {"m": {"a1": True, "a2": True, "a3": True}}
+GOOD = [entry(1, "a1"), entry(2, "a2"), entry(3, "a3")]
+
+
+def history_figures(entries, version=3, state=STATE):
+    found, examples = check_history("k", entries, version, state)
+    figures = Figures("selftest", "handle")
+    for name, value in found.items():
+        setattr(figures, name, value)
+    return figures, examples
+
+
+def test_history_in_order_with_give_ups_passes():
+    entries = [entry(0, "a1", Status.GAVE_UP), GOOD[0], GOOD[1], entry(2, "a3", Status.GAVE_UP), GOOD[2]]
+    figures, examples = history_figures(entries)
+    assert figures.problems() == [], (figures.line(), examples)
+    assert figures.history_entries == 5 and figures.history_gave_up == 2, figures.line()
+
+
+@pytest.mark.parametrize("entries,figure", [
+    ([GOOD[0], GOOD[2]], "history_gaps"),  # v2 missing
+    ([GOOD[0], GOOD[2]], "history_mismatch"),  # and a2 with it
+    ([GOOD[0], GOOD[1], GOOD[1], GOOD[2]], "history_gaps"),  # v2 twice
+    ([GOOD[0], GOOD[1], GOOD[1], GOOD[2]], "history_duplicated"),
+    ([GOOD[0], GOOD[2], GOOD[1]], "history_gaps"),  # out of order
+    (GOOD + [entry(4, "a4")], "history_gaps"),  # beyond the state's version
+    ([GOOD[0], GOOD[1], entry(3, "a3", members=["a1", "a2"])], "history_mismatch"),  # last state wrong
+    ([GOOD[0], entry(2, "a2", members=["a2"]), GOOD[2]], "history_mismatch"),  # v2 is not v1 + a2
+    ([GOOD[0], GOOD[1], entry(3, "zz", members=["a1", "a2", "a3"])], "history_mismatch"),  # id not in state
+    (GOOD + [entry(3, "a4", Status.REJECTED)], "history_mismatch"),  # merge never refuses
+    ([], "history_gaps"),  # no history at all
+])
+def test_history_defect_is_caught(entries, figure):
+    figures, examples = history_figures(entries)
+    assert getattr(figures, figure) > 0, (figures.line(), examples)
+    assert any(p.startswith(figure) for p in figures.problems()), figures.line()
+
+
+def test_history_of_an_action_applied_twice_is_duplicated_not_a_gap():
+    # a2 applied twice: versions 1..4 all there, a2 at two of them, state a1 a2 a3 at v4.
+    entries = [GOOD[0], GOOD[1], entry(3, "a2", members=["a1", "a2"]), entry(4, "a3", members=["a1", "a2", "a3"])]
+    figures, examples = history_figures(entries, version=4)
+    assert figures.history_duplicated == 1, (figures.line(), examples)
+    assert figures.history_gaps == 0 and figures.history_mismatch == 0, (figures.line(), examples)

@@ -234,7 +234,9 @@ impl Default for RetentionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectionConfig {
-    /// Skip events the projection already has.
+    /// Skip events the projection already has. Always on: `false` is refused by
+    /// [`Config::validate`], as applying an event at or below a projection's version would
+    /// let it go back.
     pub enable_idempotence: bool,
     /// Longest wait for a batch.
     pub batch_timeout_ms: u64,
@@ -413,6 +415,13 @@ impl Config {
         }
         if self.dedup.ttl_seconds == 0 {
             return Err(invalid("dedup.ttl_seconds", "must be at least 1"));
+        }
+        if !self.projection.enable_idempotence {
+            return Err(invalid(
+                "projection.enable_idempotence",
+                "must be true: the materializer always skips events a projection already holds (at or below its \
+                 version), which is what keeps projections from going back; remove the key or set it to true",
+            ));
         }
         if self.event_bus.timeout_seconds == 0 {
             return Err(invalid("event_bus.timeout_seconds", "must be at least 1"));

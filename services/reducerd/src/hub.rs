@@ -35,6 +35,8 @@ pub struct Hub {
     completions: Mutex<HashMap<String, Vec<Arc<Registration>>>>,
     outbox: Arc<Notify>,
     queue: Notify,
+    /// This hub's name in announcements to other processes (`pipeline::fanout`).
+    origin: String,
 }
 
 impl Default for Hub {
@@ -45,6 +47,7 @@ impl Default for Hub {
             completions: Mutex::new(HashMap::new()),
             outbox: Arc::new(Notify::new()),
             queue: Notify::new(),
+            origin: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 }
@@ -53,6 +56,11 @@ impl Hub {
     /// A new hub.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// This hub's name among the processes on one database.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Tells the local pipeline that outbox rows were written.

@@ -113,6 +113,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks outbox events as published.
     async fn mark_published(&self, ids: &[i64]) -> StorageResult<()>;
 
+    /// Outbox rows by id, in the order asked; ids no longer stored are left out.
+    async fn events_by_id(&self, ids: &[i64]) -> StorageResult<Vec<PendingEvent>>;
+
+    /// Sends each of `payloads`, in order, on notification `channel` to every process on this
+    /// database (see [`channels`]); nothing for a backend whose processes cannot share a
+    /// database (SQLite).
+    async fn announce(&self, channel: &str, payloads: &[String]) -> StorageResult<()>;
+
     /// Applies projection updates in order, in one transaction with their watermarks.
     /// Watermarks only move forward; events at or below the projection's version are
     /// skipped and counted.

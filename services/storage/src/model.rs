@@ -411,6 +411,10 @@ pub mod channels {
     pub const COMPLETION: &str = "purereducer_completion";
     /// Empty payload, sent when actions are queued in the database.
     pub const QUEUE: &str = "purereducer_queue";
+    /// Payload `origin:ids`, sent by the process that materialized outbox rows (without
+    /// Kafka), so every other process hands the same events to its subscribers: `origin`
+    /// names the sending process, `ids` lists outbox ids in order (`a-b` for a run).
+    pub const EVENTS: &str = "purereducer_events";
     /// Not a database channel: the listener reconnected and notifications may have been
     /// missed, so every waiter should look again.
     pub const RESYNC: &str = "";

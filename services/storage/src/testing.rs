@@ -264,6 +264,12 @@ impl Store for Instrumented {
     async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
         self.inner.mark_published(ids).await
     }
+    async fn events_by_id(&self, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
+        self.inner.events_by_id(ids).await
+    }
+    async fn announce(&self, channel: &str, payloads: &[String]) -> StorageResult<()> {
+        self.inner.announce(channel, payloads).await
+    }
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {
         injected_outage(&self.apply_outages)?;
         self.inner.apply_projections(updates).await

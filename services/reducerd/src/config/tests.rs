@@ -40,6 +40,11 @@ fn invalid_values_name_their_key() {
     assert!(error_of("[workflow_types.x]\nreducer = \"remote\"").contains("workflow_types.x.endpoint"));
     assert!(error_of("[reducer]\nmax_atempts = 3").contains("max_atempts"));
     assert!(error_of("[reducer]\nmax_attempts = \"three\"").contains("max_attempts"));
+    assert!(error_of("[projection]\nenable_idempotence = false").contains("projection.enable_idempotence"));
+    let explicit = Config::from_toml("[projection]\nenable_idempotence = true").expect("parses");
+    explicit
+        .validate()
+        .expect("the runbook's recommended value is accepted");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use purereducer_storage::{ApplyStats, DeadLetter, PendingEvent, ProjectionUpdate, StorageError, Store};
+use purereducer_storage::{ApplyStats, DeadLetter, PendingEvent, ProjectionUpdate, Singleton, StorageError, Store};
 use tokio::sync::watch;
 
 use crate::hub::{Hub, PublishedEvent};
@@ -32,15 +32,23 @@ impl LocalPipeline {
         }
     }
 
-    /// Runs until `stop` turns true, then drains what is already in the outbox. A database
-    /// outage only delays it (retried with backoff, never dead-lettering anything).
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Runs while `hold` (the pipeline's singleton) is held, until `stop` turns true, then
+    /// drains what is already in the outbox; returns whether it stopped (rather than lost the
+    /// hold). A database outage only delays it (retried with backoff, never dead-lettering
+    /// anything).
+    pub async fn run(&self, mut stop: watch::Receiver<bool>, hold: &mut Singleton) -> bool {
         let mut next_offset: Option<i64> = None;
         let mut failures = 0u32;
         loop {
             let stopping = *stop.borrow();
+            // Asked before every batch: once another process may hold it, this one must not
+            // apply or mark anything more.
+            if !hold.still_held().await {
+                tracing::warn!("lost the pipeline's singleton; standing by");
+                return false;
+            }
             match self.pass(&mut next_offset).await {
-                Ok(0) if stopping => return,
+                Ok(0) if stopping => return true,
                 Ok(0) => {
                     failures = 0;
                     tokio::select! {
@@ -56,7 +64,7 @@ impl LocalPipeline {
                     tracing::warn!(error = %err, "pipeline pass failed; retrying");
                     next_offset = None;
                     if stopping {
-                        return;
+                        return true;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(crate::engine::outage_backoff(failures)) => {}
@@ -148,6 +156,7 @@ impl LocalPipeline {
         for event in decoded.into_iter().flatten() {
             self.hub.publish_event(event);
         }
+        super::fanout::announce(self.store.as_ref(), &self.hub, &ids).await;
         Ok(rows.len())
     }
 

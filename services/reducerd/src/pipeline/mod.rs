@@ -1,10 +1,12 @@
 //! The event pipeline: from outbox rows to projections, subscribers and completions.
 //!
 //! Without Kafka ([`local`]) one task reads the outbox in order, applies projections with
-//! their watermark, fans events out to subscribers and marks the rows published; queued
-//! actions wait in a database table until applied ([`queue`]). With Kafka ([`kafka`]) the
+//! their watermark, fans events out to subscribers and marks the rows published, in one
+//! process at a time per database; the others' subscribers get the same events through
+//! [`fanout`]. Queued actions wait in a database table until applied ([`queue`]). With Kafka ([`kafka`]) the
 //! outbox relay publishes, group consumers apply, and a tail consumer feeds subscriptions.
 
+pub mod fanout;
 pub mod kafka;
 pub mod local;
 pub mod queue;
@@ -82,9 +84,12 @@ impl Context<'_> {
 pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
     let mut pipeline = Pipeline::default();
     if let Some(notes) = context.store.notifications().await? {
-        pipeline
-            .tasks
-            .push(tokio::spawn(bridge(notes, context.hub.clone(), context.stop.clone())));
+        pipeline.tasks.push(tokio::spawn(bridge(
+            notes,
+            context.store.clone(),
+            context.hub.clone(),
+            context.stop.clone(),
+        )));
     }
     let projection = &context.config.projection;
     // A polling interval of 0 would make every idle loop spin.
@@ -98,7 +103,11 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
                 projection.max_records,
                 batch_timeout,
             );
-            pipeline.tasks.push(tokio::spawn(local.run(context.stop.clone())));
+            pipeline.tasks.push(tokio::spawn(run_local(
+                local,
+                context.store.clone(),
+                context.stop.clone(),
+            )));
         }
         if context.runs("event-bus") {
             let (queue, inserter) = queue::DbQueue::start(context.store.clone(), context.hub.clone());
@@ -216,6 +225,28 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
     Ok(pipeline)
 }
 
+/// Runs the in-process pipeline while this process holds its singleton (several processes
+/// on one PostgreSQL database take turns; the others' subscribers get its events through
+/// [`fanout`]); stands by otherwise, and again after losing it.
+async fn run_local(local: local::LocalPipeline, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    loop {
+        match store.try_singleton("purereducer-local-pipeline").await {
+            Ok(Some(mut held)) => {
+                tracing::info!("in-process pipeline active");
+                if local.run(stop.clone(), &mut held).await {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot take the pipeline's lock"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
 /// Runs the relay while this process holds the relay singleton; stands by otherwise, and
 /// again after losing it.
 async fn run_relay(relay: OutboxRelay, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
@@ -278,6 +309,7 @@ async fn create_topics(brokers: purereducer_bus::Brokers, topics: Topics, mut st
 /// Forwards database notifications from other processes to local waiters.
 async fn bridge(
     mut notes: tokio::sync::mpsc::Receiver<(String, String)>,
+    store: Arc<dyn Store>,
     hub: Arc<Hub>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -291,6 +323,8 @@ async fn bridge(
             hub.completed(payload);
         } else if channel == channels::QUEUE {
             hub.actions_queued();
+        } else if channel == channels::EVENTS {
+            fanout::deliver(store.as_ref(), &hub, &payload).await;
         } else if channel == channels::RESYNC {
             hub.resync();
         } else if channel == channels::PROJECTION

@@ -120,6 +120,15 @@ impl purereducer_storage::Store for CrashingStore {
     async fn mark_published(&self, ids: &[i64]) -> purereducer_storage::StorageResult<()> {
         self.inner.mark_published(ids).await
     }
+    async fn events_by_id(
+        &self,
+        ids: &[i64],
+    ) -> purereducer_storage::StorageResult<Vec<purereducer_storage::PendingEvent>> {
+        self.inner.events_by_id(ids).await
+    }
+    async fn announce(&self, channel: &str, payloads: &[String]) -> purereducer_storage::StorageResult<()> {
+        self.inner.announce(channel, payloads).await
+    }
     async fn apply_projections(
         &self,
         updates: &[purereducer_storage::ProjectionUpdate],

@@ -24,6 +24,7 @@ mod pipeline;
 mod relay;
 mod remote;
 mod repair;
+mod replicas;
 mod runbook_sql;
 mod streams;
 mod support;

@@ -280,25 +280,19 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingEvent {
-                    id: row.try_get("id")?,
-                    event: OutboxEvent {
-                        namespace: row.try_get("namespace")?,
-                        workflow_key: row.try_get("workflow_key")?,
-                        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
-                        event_type: row.try_get("event_type")?,
-                        payload: row.try_get("payload")?,
-                        headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(pipeline::pending_from_row).collect()
     }
 
     async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
         pipeline::mark_published(&self.pool, ids).await
+    }
+
+    async fn events_by_id(&self, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
+        pipeline::events_by_id(&self.pool, ids).await
+    }
+
+    async fn announce(&self, channel: &str, payloads: &[String]) -> StorageResult<()> {
+        pipeline::announce(&self.pool, channel, payloads).await
     }
 
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {

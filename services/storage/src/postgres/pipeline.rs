@@ -8,7 +8,50 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 
 use crate::model::channels;
-use crate::{ProjectionRow, StorageResult, StoredProjection, StoredWatermark};
+use crate::{OutboxEvent, PendingEvent, ProjectionRow, StorageResult, StoredProjection, StoredWatermark};
+
+/// An outbox row read with `id, namespace, workflow_key, version, event_type, payload, headers`.
+pub(super) fn pending_from_row(row: &PgRow) -> StorageResult<PendingEvent> {
+    Ok(PendingEvent {
+        id: row.try_get("id")?,
+        event: OutboxEvent {
+            namespace: row.try_get("namespace")?,
+            workflow_key: row.try_get("workflow_key")?,
+            version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+            event_type: row.try_get("event_type")?,
+            payload: row.try_get("payload")?,
+            headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
+        },
+    })
+}
+
+/// See [`crate::Store::events_by_id`].
+pub(super) async fn events_by_id(pool: &PgPool, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT e.id, e.namespace, e.workflow_key, e.version, e.event_type, e.payload, e.headers \
+         FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n) JOIN event_outbox e ON e.id = u.id ORDER BY u.n",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(pending_from_row).collect()
+}
+
+/// See [`crate::Store::announce`]: one statement, so the notifications keep their order.
+pub(super) async fn announce(pool: &PgPool, channel: &str, payloads: &[String]) -> StorageResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS u(p, n) ORDER BY n")
+        .bind(channel)
+        .bind(payloads)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
 
 pub(super) async fn mark_published(pool: &PgPool, ids: &[i64]) -> StorageResult<()> {
     sqlx::query("UPDATE event_outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL")
@@ -109,7 +152,12 @@ pub(super) async fn try_singleton(pool: &PgPool, name: &str) -> StorageResult<Op
 pub(super) async fn notifications(pool: &PgPool) -> StorageResult<tokio::sync::mpsc::Receiver<(String, String)>> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener
-        .listen_all([channels::PROJECTION, channels::COMPLETION, channels::QUEUE])
+        .listen_all([
+            channels::PROJECTION,
+            channels::COMPLETION,
+            channels::QUEUE,
+            channels::EVENTS,
+        ])
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move {

@@ -318,26 +318,21 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingEvent {
-                    id: row.try_get("id")?,
-                    event: OutboxEvent {
-                        namespace: row.try_get("namespace")?,
-                        workflow_key: row.try_get("workflow_key")?,
-                        version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
-                        event_type: row.try_get("event_type")?,
-                        payload: row.try_get("payload")?,
-                        headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(pipeline::pending_from_row).collect()
     }
 
     async fn mark_published(&self, ids: &[i64]) -> StorageResult<()> {
         let _writing = self.writer.lock().await;
         pipeline::mark_published(&self.pool, ids).await
+    }
+
+    async fn events_by_id(&self, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
+        pipeline::events_by_id(&self.pool, ids).await
+    }
+
+    async fn announce(&self, _channel: &str, _payloads: &[String]) -> StorageResult<()> {
+        // One process owns a SQLite file: there is nobody to tell.
+        Ok(())
     }
 
     async fn apply_projections(&self, updates: &[ProjectionUpdate]) -> StorageResult<ApplyStats> {

@@ -8,7 +8,42 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row, SqlitePool};
 
 use super::NOW_MS;
-use crate::{ApplyStats, ProjectionRow, ProjectionUpdate, StorageResult, StoredProjection, StoredWatermark};
+use crate::{
+    ApplyStats, OutboxEvent, PendingEvent, ProjectionRow, ProjectionUpdate, StorageResult, StoredProjection,
+    StoredWatermark,
+};
+
+/// An outbox row read with `id, namespace, workflow_key, version, event_type, payload, headers`.
+pub(super) fn pending_from_row(row: &sqlx::sqlite::SqliteRow) -> StorageResult<PendingEvent> {
+    Ok(PendingEvent {
+        id: row.try_get("id")?,
+        event: OutboxEvent {
+            namespace: row.try_get("namespace")?,
+            workflow_key: row.try_get("workflow_key")?,
+            version: Version::new(row.try_get::<i64, _>("version")?.max(0) as u64),
+            event_type: row.try_get("event_type")?,
+            payload: row.try_get("payload")?,
+            headers: row.try_get::<Json<serde_json::Value>, _>("headers")?.0,
+        },
+    })
+}
+
+/// See [`crate::Store::events_by_id`].
+pub(super) async fn events_by_id(pool: &SqlitePool, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
+    let mut events = Vec::with_capacity(ids.len());
+    for id in ids {
+        let row = sqlx::query(
+            "SELECT id, namespace, workflow_key, version, event_type, payload, headers FROM event_outbox WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        if let Some(row) = row {
+            events.push(pending_from_row(&row)?);
+        }
+    }
+    Ok(events)
+}
 
 pub(super) async fn mark_published(pool: &SqlitePool, ids: &[i64]) -> StorageResult<()> {
     let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
