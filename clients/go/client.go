@@ -3,7 +3,7 @@
 // Layout:
 //   - client.go: Dial and its options; actions, state, dedup, the event bus and projections
 //   - history.go: GetHistory and ListWorkflows, a page at a time
-//   - repairs.go: RetryAction, ListDeadLetters and ReplayDeadLetter (admin)
+//   - repairs.go: RetryAction, ListDeadLetters, ReplayDeadLetter and DeleteWorkflow (admin)
 package purereducer
 
 import (
@@ -165,19 +165,64 @@ func (a Action) proto() (*pb.Action, error) {
 		ActionType: a.ActionType, Payload: payload, CorrelationId: a.CorrelationID, Namespace: a.Namespace}, nil
 }
 
-// CallOption adjusts one call: GetState, ShouldProcess, WaitForCompletion and GetProjection
-// take any number of them after their arguments.
+// CallOption adjusts one call: GetState, TryCommit, ShouldProcess, WaitForCompletion,
+// Subscribe, GetProjection, GetHistory, ListWorkflows, RetryAction and DeleteWorkflow take any
+// number of them after their arguments. Each option says which calls use it; the others
+// ignore it.
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	namespace string
+	namespace    string
+	workflowType string
+	provenance   *pb.Provenance
+	fromVersion  uint64
 }
 
 // InNamespace addresses the workflow in namespace ns; without it (or with "") the server
 // uses "default". A workflow is (namespace, workflow key): the same key in two namespaces is
 // two workflows, and a completion is only found in the namespace its action was published in.
+// Every call that takes CallOptions uses it, but Subscribe: its filter names the namespaces.
 func InNamespace(ns string) CallOption {
 	return func(o *callOptions) { o.namespace = ns }
+}
+
+// WithWorkflowType gives TryCommit the workflow type: the type a commit that creates the
+// workflow gives it (without it, "default"), and one a later commit must match
+// (FAILED_PRECONDITION when it does not). Only TryCommit uses it.
+func WithWorkflowType(workflowType string) CallOption {
+	return func(o *callOptions) { o.workflowType = workflowType }
+}
+
+// Provenance says who or what made the change a TryCommit writes; the server keeps it with
+// the version and in the history entry (GetHistory: ActionId, CorrelationId, Actor, Reason).
+type Provenance struct {
+	// ActionID is the action that produced the change, when there is one.
+	ActionID string
+	// CorrelationID of the request that produced the change; a new UUID when empty.
+	CorrelationID string
+	// Actor is a free-form name of the writer (service, user or job).
+	Actor string
+	// Reason is a free-form reason for the change.
+	Reason string
+}
+
+// WithProvenance gives TryCommit the provenance of its change. Only TryCommit uses it.
+func WithProvenance(p Provenance) CallOption {
+	return func(o *callOptions) {
+		o.provenance = &pb.Provenance{ActionId: p.ActionID, CorrelationId: p.CorrelationID, Actor: p.Actor,
+			Reason: p.Reason}
+	}
+}
+
+// ReplayFrom makes Subscribe replay from history the events of each workflow its filter's
+// WorkflowKeys name, from version v on, then follow live events with no gap and no repeat at
+// the seam. The keys are those of the filter's namespace: Namespaces names at most one
+// ("default" when empty). Without WorkflowKeys, or with more namespaces, the stream fails with
+// INVALID_ARGUMENT; when history retention already removed a version asked for, with
+// OUT_OF_RANGE (both from the stream's Recv). 0, or no ReplayFrom, follows live events only.
+// Only Subscribe uses it.
+func ReplayFrom(v uint64) CallOption {
+	return func(o *callOptions) { o.fromVersion = v }
 }
 
 func collect(opts []CallOption) callOptions {
@@ -209,15 +254,19 @@ func (c *Client) GetState(ctx context.Context, workflowKey string, opts ...CallO
 	return c.Store.GetState(ctx, &pb.GetStateRequest{WorkflowKey: workflowKey, Namespace: o.namespace})
 }
 
-// TryCommit commits state if the stored version is expected. On a conflict committed is false
-// and version is the stored version; a conflict is not an error.
+// TryCommit commits state if the stored version is expected (0: create, the workflow must not
+// exist yet). On a conflict committed is false and version is the stored version (0 when the
+// workflow does not exist); a conflict is not an error. It takes InNamespace, WithWorkflowType
+// and WithProvenance; the namespace and type are set on creation and must match afterwards.
 func (c *Client) TryCommit(ctx context.Context, workflowKey string, expected uint64,
-	state map[string]interface{}) (committed bool, version uint64, err error) {
+	state map[string]interface{}, opts ...CallOption) (committed bool, version uint64, err error) {
 	s, err := structpb.NewStruct(state)
 	if err != nil {
 		return false, 0, fmt.Errorf("state: %w", err)
 	}
-	reply, err := c.Store.TryCommit(ctx, &pb.TryCommitRequest{WorkflowKey: workflowKey, ExpectedVersion: expected, State: s})
+	o := collect(opts)
+	reply, err := c.Store.TryCommit(ctx, &pb.TryCommitRequest{WorkflowKey: workflowKey, ExpectedVersion: expected, State: s,
+		Provenance: o.provenance, WorkflowType: o.workflowType, Namespace: o.namespace})
 	if err != nil {
 		return false, 0, err
 	}
@@ -268,9 +317,13 @@ func (c *Client) WaitForCompletion(ctx context.Context, correlationID string, ti
 		ActionId: actionID, Namespace: o.namespace})
 }
 
-// Subscribe streams matching events until ctx is cancelled.
-func (c *Client) Subscribe(ctx context.Context, filter *pb.SubscriptionFilter) (pb.EventBusService_SubscribeClient, error) {
-	return c.Bus.Subscribe(ctx, &pb.SubscribeRequest{Filter: filter})
+// Subscribe streams matching events, in version order per key, until ctx is cancelled. With
+// ReplayFrom(v) it first replays each key of filter.WorkflowKeys from version v out of
+// history, then follows live.
+func (c *Client) Subscribe(ctx context.Context, filter *pb.SubscriptionFilter,
+	opts ...CallOption) (pb.EventBusService_SubscribeClient, error) {
+	o := collect(opts)
+	return c.Bus.Subscribe(ctx, &pb.SubscribeRequest{Filter: filter, FromVersion: o.fromVersion})
 }
 
 // GetProjection reads a projection, waiting up to maxWaitMs for it to reach minVersion.

@@ -148,6 +148,48 @@ func TestTryCommitConflictIsAResultWithTheCurrentVersion(t *testing.T) {
 	wantEqual(t, "state after the conflicts", got.State.AsMap(), map[string]interface{}{"v": 2.0})
 }
 
+func TestTryCommitInANamespaceWithATypeAndProvenance(t *testing.T) {
+	client, ctx, k := live(t), timeout(t), key("cas-ns")
+	ns := purereducer.InNamespace("tenant-cas")
+	by := purereducer.Provenance{ActionID: "00000000-0000-4000-8000-00000000ca5e",
+		CorrelationID: "00000000-0000-4000-8000-0000000000c0", Actor: "go-test", Reason: "backfill"}
+	committed, version, err := client.TryCommit(ctx, k, 0, map[string]interface{}{"v": 1}, ns,
+		purereducer.WithWorkflowType("merge"), purereducer.WithProvenance(by))
+	must(t, err)
+	wantEqual(t, "create in the namespace", []interface{}{committed, version}, []interface{}{true, uint64(1)})
+
+	got, err := client.GetState(ctx, k, ns)
+	must(t, err)
+	// Without a workflow type the server would have created it as "default".
+	wantEqual(t, "state in the namespace", []interface{}{got.Version, got.Namespace, got.WorkflowType, got.State.AsMap()},
+		[]interface{}{uint64(1), "tenant-cas", "merge", map[string]interface{}{"v": 1.0}})
+	_, err = client.GetState(ctx, k)
+	wantCode(t, err, codes.NotFound)
+	// The default namespace has no such workflow: a commit there at version 1 conflicts with 0.
+	committed, version, err = client.TryCommit(ctx, k, 1, map[string]interface{}{"v": "elsewhere"})
+	must(t, err)
+	wantEqual(t, "commit in the default namespace", []interface{}{committed, version}, []interface{}{false, uint64(0)})
+
+	page, err := client.GetHistory(ctx, k, purereducer.HistoryPage{}, ns)
+	must(t, err)
+	if len(page.Entries) != 1 {
+		t.Fatalf("one commit, one history entry: %v", page.Entries)
+	}
+	e := page.Entries[0]
+	wantEqual(t, "provenance in the history", []interface{}{e.ActionType, e.ActionId, e.CorrelationId, e.Actor, e.Reason,
+		e.WorkflowType}, []interface{}{"TryCommit", by.ActionID, by.CorrelationID, by.Actor, by.Reason, "merge"})
+
+	// The type is set on creation: a later commit that names another one is refused.
+	_, _, err = client.TryCommit(ctx, k, 1, map[string]interface{}{"v": 2}, ns, purereducer.WithWorkflowType("fsm"))
+	if msg := wantCode(t, err, codes.FailedPrecondition); !strings.Contains(msg, "has type merge, not fsm") {
+		t.Fatalf("the refusal names both types: %q", msg)
+	}
+	committed, version, err = client.TryCommit(ctx, k, 1, map[string]interface{}{"v": 2}, ns,
+		purereducer.WithWorkflowType("merge"))
+	must(t, err)
+	wantEqual(t, "commit with the same type", []interface{}{committed, version}, []interface{}{true, uint64(2)})
+}
+
 func TestShouldProcessKnowsHandledActionsAndCleanupExpiredAnswers(t *testing.T) {
 	client, ctx, k := live(t), timeout(t), key("dedup")
 	done, err := client.HandleAction(ctx, set(k, map[string]interface{}{"x": 1}))
@@ -201,8 +243,16 @@ func TestSubscribeReceivesTheCommitsOfItsKeysOnly(t *testing.T) {
 		_, err = client.HandleAction(ctx, set(k, map[string]interface{}{"i": i}))
 		must(t, err)
 	}
+	wantEqual(t, "versions in order", commits(t, events, k, 3), []uint64{1, 2, 3})
+}
+
+// commits receives the next n StateCommitted events of events (skipping other kinds) and
+// returns their versions, failing the test unless each is of workflow k with the "i" that
+// set(k, {"i": version - 1}) committed.
+func commits(t *testing.T, events pb.EventBusService_SubscribeClient, k string, n int) []uint64 {
+	t.Helper()
 	var versions []uint64
-	for len(versions) < 3 {
+	for len(versions) < n {
 		event, err := events.Recv()
 		must(t, err)
 		commit := event.GetEvent().GetStateCommitted()
@@ -215,7 +265,49 @@ func TestSubscribeReceivesTheCommitsOfItsKeysOnly(t *testing.T) {
 		wantEqual(t, "committed state", commit.State.AsMap()["i"], float64(commit.Version-1))
 		versions = append(versions, commit.Version)
 	}
-	wantEqual(t, "versions in order", versions, []uint64{1, 2, 3})
+	return versions
+}
+
+func TestSubscribeReplayFromAVersionThenFollowsLive(t *testing.T) {
+	client, ctx, k := live(t), timeout(t), key("replay")
+	for i := 0; i < 3; i++ {
+		_, err := client.HandleAction(ctx, set(k, map[string]interface{}{"i": i}))
+		must(t, err)
+	}
+	subCtx, unsubscribe := context.WithCancel(ctx)
+	defer unsubscribe()
+	events, err := client.Subscribe(subCtx, &pb.SubscriptionFilter{WorkflowKeys: []string{k}}, purereducer.ReplayFrom(1))
+	must(t, err)
+	wantEqual(t, "replayed versions", commits(t, events, k, 3), []uint64{1, 2, 3})
+
+	// Then live, with no repeat at the seam: the next commit is the next event.
+	_, err = client.HandleAction(ctx, set(k, map[string]interface{}{"i": 3}))
+	must(t, err)
+	wantEqual(t, "live version after the replay", commits(t, events, k, 1), []uint64{4})
+}
+
+func TestSubscribeReplayInANamespaceAndWithoutKeys(t *testing.T) {
+	client, ctx, k := live(t), timeout(t), key("replay-ns")
+	for i := 0; i < 3; i++ {
+		action := set(k, map[string]interface{}{"i": i})
+		action.Namespace = "tenant-replay"
+		_, err := client.HandleAction(ctx, action)
+		must(t, err)
+	}
+	subCtx, unsubscribe := context.WithCancel(ctx)
+	defer unsubscribe()
+	events, err := client.Subscribe(subCtx, &pb.SubscriptionFilter{Namespaces: []string{"tenant-replay"},
+		WorkflowKeys: []string{k}}, purereducer.ReplayFrom(2))
+	must(t, err)
+	wantEqual(t, "replayed versions from 2", commits(t, events, k, 2), []uint64{2, 3})
+
+	// A replay needs the keys to read the history of.
+	refused, err := client.Subscribe(subCtx, &pb.SubscriptionFilter{}, purereducer.ReplayFrom(1))
+	must(t, err)
+	_, err = refused.Recv()
+	if msg := wantCode(t, err, codes.InvalidArgument); !strings.Contains(msg, "from_version") {
+		t.Fatalf("the message names the field: %q", msg)
+	}
 }
 
 func TestGetProjectionWaitsForMinVersionThenFallsBackToCanonical(t *testing.T) {

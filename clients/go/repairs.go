@@ -34,3 +34,20 @@ func (c *Client) ListDeadLetters(ctx context.Context, limit uint32) ([]*pb.DeadL
 func (c *Client) ReplayDeadLetter(ctx context.Context, id int64) (*pb.ReplayDeadLetterResponse, error) {
 	return c.Projection.ReplayDeadLetter(ctx, &pb.ReplayDeadLetterRequest{Id: id})
 }
+
+// DeleteWorkflow deletes a workflow (admin) and returns the version the deletion took, the
+// last version plus one: its state is gone (GetState answers NOT_FOUND), its history stays as
+// retention keeps it (an entry with Deleted set), and a WorkflowDeleted event goes to
+// subscribers. Versions never go back: the next action on the key starts a new workflow from
+// the initial state at the version after the deletion. expected is the version the workflow
+// must be at (0: whatever its version); reason is kept in the history entry and the event.
+// FAILED_PRECONDITION when it is at another version (nothing is deleted), NOT_FOUND when it
+// does not exist or was deleted already. Not retried on UNAVAILABLE: after a lost reply a
+// repeat would answer NOT_FOUND, so read GetState or GetHistory instead.
+func (c *Client) DeleteWorkflow(ctx context.Context, workflowKey string, expected uint64, reason string,
+	opts ...CallOption) (uint64, error) {
+	o := collect(opts)
+	reply, err := c.Store.DeleteWorkflow(ctx, &pb.DeleteWorkflowRequest{Namespace: o.namespace, WorkflowKey: workflowKey,
+		ExpectedVersion: expected, Reason: reason})
+	return reply.GetVersion(), err
+}

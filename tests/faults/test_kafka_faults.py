@@ -59,6 +59,28 @@ def wait_for_drained(postgres, within: float = 60.0) -> int:
     return left
 
 
+def broker_state(broker) -> str:
+    """What the broker holds, for a failure's message: per topic partition its records, its
+    watermarks and each group's committed offset, and the groups' generations and members."""
+    try:
+        parts = broker.storage.psql(
+            "SELECT t.name || '/' || tp.partition || ': records=' || "
+            "(SELECT count(*) FROM record r WHERE r.topition = tp.id) || ' max_offset=' || "
+            "coalesce((SELECT max(offset_id) FROM record r WHERE r.topition = tp.id)::text, '-') || "
+            "' watermark=' || coalesce(w.low::text, '-') || '..' || coalesce(w.high::text, '-') || "
+            "coalesce((SELECT ' ' || string_agg(cg.name || '@' || co.committed_offset, ' ') "
+            "FROM consumer_offset co JOIN consumer_group cg ON cg.id = co.consumer_group "
+            "WHERE co.topition = tp.id), '') "
+            "FROM topic t JOIN topition tp ON tp.topic = t.id LEFT JOIN watermark w ON w.topition = tp.id "
+            "ORDER BY t.name, tp.partition", db="tansu")
+        groups = broker.storage.psql(
+            "SELECT consumer_group || ' generation=' || coalesce(generation_id::text, '-') || ' members=' || "
+            "array_length(members, 1) FROM v_consumer_group_detail", db="tansu")
+        return f"{parts}\n{groups}"
+    except Exception as err:  # the diagnosis must not hide the failure it explains
+        return f"(broker state unreadable: {err})"
+
+
 def wait_for_relay(postgres, not_user: str = "", within: float = 60.0) -> str:
     """Polls (bounded) until some session other than `not_user`'s holds the relay lock."""
     deadline = time.monotonic() + within
@@ -108,7 +130,10 @@ def test_broker_restart(mode, postgres, broker, start_reducerd, settings, record
                             Fault(0.6, outage("sigkill"), "broker_sigkill")],
                            settings, [reducerd, broker], broker=broker)
     record(figures)
-    assert_correct(figures, [reducerd, broker])
+    try:
+        assert_correct(figures, [reducerd, broker])
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\nbroker after the run:\n{broker_state(broker)}") from None
     assert broker.starts == 3
     assert all(w for how, w, _ in outages if how == "sigterm"), \
         f"the stop found no commit in flight within {COMMIT_WAIT_S:g} s (nothing was being applied): {outages}"

@@ -1,5 +1,6 @@
 """RetryAction, ListDeadLetters and ReplayDeadLetter through the Python client, against a
-live reducerd: what each answers when there is nothing to repair."""
+live reducerd: what each answers when there is nothing to repair. DeleteWorkflow: a deletion,
+and what it refuses."""
 
 import uuid
 from concurrent import futures
@@ -53,6 +54,46 @@ def test_retrying_an_action_history_never_saw_is_not_found(client):
     done = client.handle_action(k, "merge", "set", {}, namespace="tenant-retry")
     assert refusal(client.retry_action, k, done.action_id)[0] == grpc.StatusCode.NOT_FOUND
     assert refusal(client.retry_action, k, "not-a-uuid")[0] == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_delete_workflow_at_a_stale_version_is_refused_then_deletes(client):
+    k = key("delete")
+    client.handle_action(k, "merge", "set", {"n": 0})
+    client.handle_action(k, "merge", "set", {"n": 1})
+
+    code, details = refusal(client.delete_workflow, k, 1)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is at version 2, not 1; nothing was deleted" in details
+    assert client.get_state(k).version == 2
+
+    assert client.delete_workflow(k, expected_version=2, reason="customer asked") == 3
+    code, details = refusal(client.get_state, k)
+    assert code == grpc.StatusCode.NOT_FOUND and "deleted at version 3" in details
+    code, details = refusal(client.delete_workflow, k)
+    assert code == grpc.StatusCode.NOT_FOUND and "deleted at version 3" in details
+
+    [gone] = client.get_history(k, reverse=True, limit=1).entries
+    assert (gone.version, gone.deleted, gone.status, gone.action_type, gone.reason, gone.state) == (
+        3, True, Status.COMMITTED, "DeleteWorkflow", "customer asked", None)
+    assert not any(e.deleted for e in client.get_history(k, limit=2).entries)
+
+    # Versions never go back: the next action starts the workflow again, from the initial
+    # state, at the version after the deletion.
+    reborn = client.handle_action(k, "merge", "set", {"c": 3})
+    assert (reborn.version, reborn.state) == (4, {"c": 3})
+
+
+def test_deleting_a_workflow_that_does_not_exist_is_not_found(client):
+    k = key("delete-missing")
+    code, details = refusal(client.delete_workflow, k)
+    assert code == grpc.StatusCode.NOT_FOUND and "does not exist" in details
+    # The workflow exists, but in another namespace.
+    client.handle_action(k, "merge", "set", {}, namespace="tenant-delete")
+    assert refusal(client.delete_workflow, k)[0] == grpc.StatusCode.NOT_FOUND
+    # Expected version 0: whatever its version.
+    assert client.delete_workflow(k, namespace="tenant-delete") == 2
+    assert refusal(lambda: client.get_state(k, namespace="tenant-delete"))[0] == grpc.StatusCode.NOT_FOUND
+    assert refusal(client.delete_workflow, "")[0] == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.fixture()

@@ -236,6 +236,28 @@ export class Client {
     return { workflows: r.workflows.map(workflowSummary), nextPageToken: r.nextPageToken };
   }
 
+  /** Deletes a workflow (admin) and resolves to the version the deletion took (the last version
+   * plus one): its state is gone (getState rejects with Code.NotFound), its history stays as
+   * retention keeps it (an entry with `deleted` set), and subscribers get a workflowDeleted
+   * event. Versions never go back: the key's next action starts a new workflow from the initial
+   * state at the version after. Rejects with Code.FailedPrecondition when the workflow is at
+   * another version than `expectedVersion` (nothing is deleted), Code.NotFound when it does not
+   * exist or was deleted already. Not retried on UNAVAILABLE: after a lost reply a repeat would
+   * reject with Code.NotFound, so read the state or the history instead. */
+  async deleteWorkflow(input: {
+    workflowKey: string;
+    /** The version the workflow must be at (0, the default: whatever its version). */
+    expectedVersion?: number;
+    /** Why; kept in the history entry and the event. */
+    reason?: string;
+    namespace?: string;
+    timeoutMs?: number;
+  }): Promise<number> {
+    const { timeoutMs = DEFAULT_TIMEOUT_MS, expectedVersion = 0, ...request } = input;
+    const r = await this.store.deleteWorkflow({ ...request, expectedVersion: BigInt(expectedVersion) }, { timeoutMs });
+    return Number(r.version);
+  }
+
   async shouldProcess(
     workflowKey: string,
     actionId: string,
@@ -465,6 +487,7 @@ function historyEntry(e: HistoryEntryPb): HistoryEntry {
     recordedAt: date(e.recordedAt),
     workflowType: e.workflowType,
     payload: e.payload,
+    deleted: e.deleted,
   };
 }
 

@@ -1,7 +1,7 @@
 // The plain results of the client calls: JSON as plain objects, versions as numbers.
 import type { JsonObject } from "@bufbuild/protobuf";
 
-import type { IntentEmitted, ReducerGaveUp, StateCommitted } from "./gen/purereducer/v1/events_pb.js";
+import type { IntentEmitted, ReducerGaveUp, StateCommitted, WorkflowDeleted } from "./gen/purereducer/v1/events_pb.js";
 
 /** How an action ended (ActionStatus without its ACTION_STATUS_ prefix). */
 export type Status = "UNSPECIFIED" | "COMMITTED" | "DUPLICATE" | "REJECTED" | "GAVE_UP";
@@ -63,7 +63,8 @@ export interface Completion {
 export type Event =
   | { kind: "stateCommitted"; workflowKey: string; version: number; message: StateCommitted }
   | { kind: "reducerGaveUp"; workflowKey: string; version: number; message: ReducerGaveUp }
-  | { kind: "intentEmitted"; workflowKey: string; version: number; message: IntentEmitted };
+  | { kind: "intentEmitted"; workflowKey: string; version: number; message: IntentEmitted }
+  | { kind: "workflowDeleted"; workflowKey: string; version: number; message: WorkflowDeleted };
 
 export interface Projection {
   workflowKey: string;
@@ -85,7 +86,7 @@ export interface Watermark {
   updatedAt?: Date;
 }
 
-/** One thing that happened to a workflow: a commit, a refusal or a give-up. */
+/** One thing that happened to a workflow: a commit, a refusal, a give-up or a deletion. */
 export interface HistoryEntry {
   /** The version committed, or for a refusal or give-up the version the action saw. */
   version: number;
@@ -108,6 +109,8 @@ export interface HistoryEntry {
   workflowType: string;
   /** The action's payload; absent for tryCommit. */
   payload?: JsonObject;
+  /** The workflow was deleted at this version (deleteWorkflow: COMMITTED, no state). */
+  deleted: boolean;
 }
 
 /** A page of a workflow's history; pass `nextPageToken` back for the next one ("" on the last page). */

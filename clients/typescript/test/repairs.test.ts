@@ -1,5 +1,5 @@
 // retryAction, listDeadLetters and replayDeadLetter against a live reducerd: what each answers
-// when there is nothing to repair.
+// when there is nothing to repair. deleteWorkflow: a deletion, and what it refuses.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import * as http2 from "node:http2";
@@ -71,6 +71,51 @@ describe("repairs against reducerd", () => {
     const elsewhere = await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", namespace: "tenant-retry" });
     assert.equal((await refusal(client.retryAction({ workflowKey, actionId: elsewhere.actionId })))[0], Code.NotFound);
     assert.equal((await refusal(client.retryAction({ workflowKey, actionId: "not-a-uuid" })))[0], Code.InvalidArgument);
+  });
+
+  test("deleting at a stale version is refused, then the workflow is deleted", async () => {
+    const workflowKey = key("delete");
+    await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { n: 0 } });
+    await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { n: 1 } });
+
+    const [code, message] = await refusal(client.deleteWorkflow({ workflowKey, expectedVersion: 1 }));
+    assert.equal(code, Code.FailedPrecondition);
+    assert.ok(message.includes("is at version 2, not 1; nothing was deleted"), message);
+    assert.equal((await client.getState(workflowKey)).version, 2);
+
+    assert.equal(await client.deleteWorkflow({ workflowKey, expectedVersion: 2, reason: "customer asked" }), 3);
+    const [readCode, readMessage] = await refusal(client.getState(workflowKey));
+    assert.equal(readCode, Code.NotFound);
+    assert.match(readMessage, /deleted at version 3/);
+    const [againCode, againMessage] = await refusal(client.deleteWorkflow({ workflowKey }));
+    assert.equal(againCode, Code.NotFound);
+    assert.match(againMessage, /deleted at version 3/);
+
+    const history = await client.getHistory({ workflowKey });
+    assert.deepEqual(
+      history.entries.map((e) => [e.version, e.deleted, e.status, e.actionType]),
+      [[1, false, "COMMITTED", "set"], [2, false, "COMMITTED", "set"], [3, true, "COMMITTED", "DeleteWorkflow"]],
+    );
+    assert.deepEqual([history.entries[2].reason, history.entries[2].state], ["customer asked", undefined]);
+
+    // Versions never go back: the next action starts the workflow again, from the initial
+    // state, at the version after the deletion.
+    const reborn = await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { c: 3 } });
+    assert.deepEqual([reborn.version, reborn.state], [4, { c: 3 }]);
+  });
+
+  test("deleting a workflow that does not exist is not found", async () => {
+    const workflowKey = key("delete-missing");
+    const [code, message] = await refusal(client.deleteWorkflow({ workflowKey }));
+    assert.equal(code, Code.NotFound);
+    assert.match(message, /does not exist/);
+    // The workflow exists, but in another namespace.
+    await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", namespace: "tenant-delete" });
+    assert.equal((await refusal(client.deleteWorkflow({ workflowKey })))[0], Code.NotFound);
+    // Expected version 0: whatever its version.
+    assert.equal(await client.deleteWorkflow({ workflowKey, namespace: "tenant-delete" }), 2);
+    assert.equal((await refusal(client.getState(workflowKey, undefined, "tenant-delete")))[0], Code.NotFound);
+    assert.equal((await refusal(client.deleteWorkflow({ workflowKey: "" })))[0], Code.InvalidArgument);
   });
 
   test("a fresh server has no dead letters to list or replay", async () => {

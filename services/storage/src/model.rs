@@ -454,6 +454,13 @@ pub struct HistoryEntry {
     pub actor: String,
 }
 
+impl HistoryEntry {
+    /// Whether the entry records a deletion: a commit that left no state.
+    pub fn is_deletion(&self) -> bool {
+        self.status == ActionStatus::Committed && self.state.is_none()
+    }
+}
+
 /// A stored history entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRecord {

@@ -554,4 +554,16 @@ async fn published_events_leave_the_pending_list(store: Arc<dyn Store>) {
         .map(|p| p.event.version.get())
         .collect();
     assert_eq!(left, vec![2]);
+
+    // Read back by id (published or not), in the order asked, skipping ids with no row.
+    let ids = [pending[2].id, pending[0].id, pending[2].id + 1_000, pending[1].id];
+    let versions: Vec<u64> = store
+        .events_by_id(&ids)
+        .await
+        .expect("by id")
+        .iter()
+        .map(|p| p.event.version.get())
+        .collect();
+    assert_eq!(versions, vec![3, 1, 2]);
+    assert!(store.events_by_id(&[]).await.expect("none").is_empty());
 }

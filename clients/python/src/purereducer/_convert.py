@@ -76,6 +76,7 @@ def history_entry(e) -> HistoryEntry:
         recorded_at=datetime_of(e, "recorded_at"),
         workflow_type=e.workflow_type,
         payload=_optional_struct(e, "payload"),
+        deleted=e.deleted,
     )
 
 

@@ -246,6 +246,27 @@ class Client:
             next_page_token=reply.next_page_token,
         )
 
+    def delete_workflow(self, workflow_key: str, expected_version: int = 0, reason: str = "",
+                        namespace: str = "", timeout: float = 10.0) -> int:
+        """Deletes a workflow (admin) and returns the version the deletion took (the last
+        version plus one): its state is gone (get_state raises NOT_FOUND), its history stays
+        as retention keeps it (an entry with `deleted` set), and subscribers get a
+        workflow_deleted event. Versions never go back: the key's next action starts a new
+        workflow from the initial state at the version after. `expected_version` is the
+        version the workflow must be at (0: whatever its version); `reason` is kept in the
+        history entry and the event. Raises PureReducerError: FAILED_PRECONDITION when it is at
+        another version (nothing is deleted), NOT_FOUND when it does not exist or was deleted
+        already. Not retried on UNAVAILABLE: after a lost reply the repeat would answer
+        NOT_FOUND, so read the state or the history instead."""
+        reply = self._call(
+            self._store.DeleteWorkflow,
+            canonical_store_pb2.DeleteWorkflowRequest(
+                namespace=namespace, workflow_key=workflow_key,
+                expected_version=expected_version, reason=reason),
+            timeout,
+        )
+        return reply.version
+
     # --- ActionDedupService -----------------------------------------------------------
 
     def should_process(self, workflow_key: str, action_id: str, timeout: float = 10.0,

@@ -107,8 +107,8 @@ class Completion:
 
 @dataclass(frozen=True)
 class Event:
-    """One published event: `kind` is state_committed, reducer_gave_up or intent_emitted;
-    `body` is that message as a dict with the proto field names."""
+    """One published event: `kind` is state_committed, reducer_gave_up, intent_emitted or
+    workflow_deleted; `body` is that message as a dict with the proto field names."""
 
     kind: str
     workflow_key: str
@@ -140,7 +140,7 @@ class Watermark:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One thing that happened to a workflow: a commit, a refusal or a give-up."""
+    """One thing that happened to a workflow: a commit, a refusal, a give-up or a deletion."""
 
     # The version committed, or for a refusal or give-up the version the action saw.
     version: int
@@ -163,6 +163,8 @@ class HistoryEntry:
     workflow_type: str
     # The action's payload; None for TryCommit.
     payload: Optional[dict]
+    # The workflow was deleted at this version (delete_workflow: COMMITTED, state None).
+    deleted: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 //! there are. Pages continue from opaque tokens that name the last entry returned.
 
 use purereducer_api::v1;
-use purereducer_core::{ActionStatus, FieldError, Namespace, Version};
+use purereducer_core::{FieldError, Namespace, Version};
 use purereducer_storage::{HistoryPage, HistoryRecord, Store, WorkflowFilter};
 
 use crate::auth::Identity;
@@ -68,7 +68,7 @@ pub fn entry_to_proto(record: &HistoryRecord) -> v1::HistoryEntry {
         recorded_at: Some(timestamp_ms(record.recorded_at_ms)),
         workflow_type: entry.workflow_type.clone(),
         payload: entry.payload.as_ref().map(json_to_struct),
-        deleted: entry.status == ActionStatus::Committed && entry.state.is_none(),
+        deleted: entry.is_deletion(),
     }
 }
 

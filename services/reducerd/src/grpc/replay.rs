@@ -111,8 +111,7 @@ fn events_of(record: &HistoryRecord) -> Vec<v1::Event> {
     let entry = &record.entry;
     let at = Some(timestamp_ms(record.recorded_at_ms));
     match entry.status {
-        // A commit without state is a deletion.
-        ActionStatus::Committed if entry.state.is_none() => vec![v1::Event {
+        ActionStatus::Committed if entry.is_deletion() => vec![v1::Event {
             kind: Some(v1::event::Kind::WorkflowDeleted(v1::WorkflowDeleted {
                 workflow_key: entry.workflow_key.clone(),
                 version: entry.version.get(),

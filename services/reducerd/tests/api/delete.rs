@@ -6,7 +6,7 @@
 
 use purereducer_api::v1::{
     self as api, ActionStatus, DeleteWorkflowRequest, GetHistoryRequest, GetProjectionRequest, GetStateRequest,
-    ListWorkflowsRequest, SubscribeRequest, SubscriptionFilter, event,
+    ListWorkflowsRequest, event,
 };
 use serde_json::json;
 use tonic::Code;
@@ -186,18 +186,7 @@ async fn the_projection_follows_a_deletion(backend: Backend) {
 
     // A subscriber replaying the key sees the deletion between the two lives, in order: the
     // first two from history, the new commit live.
-    let mut stream = server
-        .event_bus()
-        .subscribe(SubscribeRequest {
-            filter: Some(SubscriptionFilter {
-                workflow_keys: vec!["projected".into()],
-                ..Default::default()
-            }),
-            from_version: 1,
-        })
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = server.subscribe_keys(&["projected"], 1).await.expect("subscribe");
     let mut next = async || match stream
         .message()
         .await

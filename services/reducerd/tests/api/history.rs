@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use purereducer_api::v1::{
     self as api, ActionStatus, GetHistoryRequest, GetHistoryResponse, GetStateRequest, ListWorkflowsRequest,
-    SubscribeRequest, SubscriptionFilter, TryCommitRequest, event,
+    SubscribeRequest, TryCommitRequest, event,
 };
 use serde_json::json;
 use tonic::Code;
@@ -252,18 +252,7 @@ async fn history_is_pruned_by_retention_and_replays_refuse_what_is_gone(backend:
         vec![5, 6],
         "versions 1-4 pruned"
     );
-    let mut bus = server.event_bus();
-    let mut stream = bus
-        .subscribe(SubscribeRequest {
-            filter: Some(SubscriptionFilter {
-                workflow_keys: vec!["pruned".into()],
-                ..Default::default()
-            }),
-            from_version: 2,
-        })
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = server.subscribe_keys(&["pruned"], 2).await.expect("subscribe");
     let refused = stream.message().await.expect_err("pruned versions");
     assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
     assert!(refused.message().contains("from_version 5"), "{}", refused.message());
@@ -308,18 +297,7 @@ async fn subscribe_replays_from_a_version_then_follows_live(backend: Backend) {
             }
         })
     };
-    let mut stream = server
-        .event_bus()
-        .subscribe(SubscribeRequest {
-            filter: Some(SubscriptionFilter {
-                workflow_keys: vec!["replayed".into()],
-                ..Default::default()
-            }),
-            from_version: 3,
-        })
-        .await
-        .expect("subscribe")
-        .into_inner();
+    let mut stream = server.subscribe_keys(&["replayed"], 3).await.expect("subscribe");
     let mut seen = Vec::new();
     while seen.last() != Some(&40) {
         let message = stream.message().await.expect("stream").expect("an event");
@@ -330,18 +308,7 @@ async fn subscribe_replays_from_a_version_then_follows_live(backend: Backend) {
     writer.await.expect("writer");
     assert_eq!(seen, (3..=40).collect::<Vec<u64>>(), "no gap and no repeat at the seam");
     // The replayed events carry the states as committed.
-    let mut again = server
-        .event_bus()
-        .subscribe(SubscribeRequest {
-            filter: Some(SubscriptionFilter {
-                workflow_keys: vec!["replayed".into()],
-                ..Default::default()
-            }),
-            from_version: 1,
-        })
-        .await
-        .expect("subscribe again")
-        .into_inner();
+    let mut again = server.subscribe_keys(&["replayed"], 1).await.expect("subscribe again");
     let first = again.message().await.expect("stream").expect("an event");
     let Some(event::Kind::StateCommitted(committed)) = first.event.and_then(|e| e.kind) else {
         panic!("expected StateCommitted");

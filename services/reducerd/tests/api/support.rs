@@ -170,6 +170,25 @@ impl TestServer {
     pub fn projections(&self) -> purereducer_api::v1::projection_service_client::ProjectionServiceClient<Channel> {
         purereducer_api::v1::projection_service_client::ProjectionServiceClient::new(self.channel.clone())
     }
+
+    /// Subscribes to `keys`' events, replaying each from `from_version` (0: live only); the
+    /// call's error (a refused replay, say) comes back as it is.
+    pub async fn subscribe_keys(
+        &self,
+        keys: &[&str],
+        from_version: u64,
+    ) -> Result<tonic::Streaming<api::SubscribeResponse>, tonic::Status> {
+        self.event_bus()
+            .subscribe(api::SubscribeRequest {
+                filter: Some(api::SubscriptionFilter {
+                    workflow_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+                    ..Default::default()
+                }),
+                from_version,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
 }
 
 /// Starts a second server on the database of `first` (PostgreSQL only).

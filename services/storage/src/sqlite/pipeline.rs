@@ -30,19 +30,19 @@ pub(super) fn pending_from_row(row: &sqlx::sqlite::SqliteRow) -> StorageResult<P
 
 /// See [`crate::Store::events_by_id`].
 pub(super) async fn events_by_id(pool: &SqlitePool, ids: &[i64]) -> StorageResult<Vec<PendingEvent>> {
-    let mut events = Vec::with_capacity(ids.len());
-    for id in ids {
-        let row = sqlx::query(
-            "SELECT id, namespace, workflow_key, version, event_type, payload, headers FROM event_outbox WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        if let Some(row) = row {
-            events.push(pending_from_row(&row)?);
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(events)
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+    // In the order given; ids with no row left are skipped.
+    let rows = sqlx::query(
+        "SELECT e.id, e.namespace, e.workflow_key, e.version, e.event_type, e.payload, e.headers \
+         FROM json_each(?1) AS wanted JOIN event_outbox AS e ON e.id = wanted.value ORDER BY wanted.key",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(pending_from_row).collect()
 }
 
 pub(super) async fn mark_published(pool: &SqlitePool, ids: &[i64]) -> StorageResult<()> {
