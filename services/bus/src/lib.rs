@@ -6,9 +6,11 @@
 //! - [`topics`]: the topics events and actions travel on, and creating them at start-up.
 //! - [`relay`]: publishes outbox rows in order and marks them only after delivery.
 //! - [`consumer`]: consumer construction, batching and offset commits.
+//! - [`member`]: a group member that rejoins when its group stops consuming.
 //! - [`trace`]: W3C trace context carried through the outbox and Kafka headers.
 
 pub mod consumer;
+pub mod member;
 pub mod relay;
 pub mod topics;
 pub mod trace;

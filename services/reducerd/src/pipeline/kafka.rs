@@ -10,9 +10,9 @@ use prost::Message as _;
 use purereducer_api::v1;
 use purereducer_bus::Topics;
 use purereducer_bus::consumer::{commit_batch, header, next_batch};
+use purereducer_bus::member::GroupMember;
 use purereducer_storage::{ProjectionUpdate, StorageError, Store};
 use rdkafka::Message as _;
-use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
@@ -30,7 +30,7 @@ const POISON_ATTEMPTS: u32 = 3;
 /// Applies `StateCommitted` events from Kafka to the projection tables.
 pub struct KafkaMaterializer {
     /// Group member on the state-committed topic.
-    pub consumer: StreamConsumer,
+    pub member: GroupMember,
     /// Producer for the dead-letter topic.
     pub dead_letters: FutureProducer,
     /// Topic names.
@@ -55,18 +55,18 @@ impl std::fmt::Debug for KafkaMaterializer {
 
 impl KafkaMaterializer {
     /// Consumes until `stop` turns true; a batch in progress is finished first.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
-            let batch = tokio::select! {
-                batch = tokio::time::timeout(self.batch_timeout, next_batch(&self.consumer, self.max_records)) => match batch {
-                    Ok(batch) => batch,
-                    // Nothing arrived within one polling interval: caught up; poll again.
-                    Err(_) => {
-                        crate::metrics::metrics().materializer_idle();
-                        continue;
-                    }
-                },
+            let polled = tokio::select! {
+                polled = tokio::time::timeout(self.batch_timeout, next_batch(self.member.consumer(), self.max_records)) => polled,
                 _ = stop.wait_for(|stop| *stop) => return,
+            };
+            // Nothing arrived within one polling interval: caught up (or stalled, which the
+            // member finds out and mends); poll again.
+            let Ok(batch) = polled else {
+                crate::metrics::metrics().materializer_idle();
+                self.member.check().await;
+                continue;
             };
             let batch = match batch {
                 Ok(batch) => batch,
@@ -82,7 +82,7 @@ impl KafkaMaterializer {
                 // Stopping during an outage: the offsets stay, the group delivers it again.
                 return;
             }
-            if let Err(err) = commit_batch(&self.consumer, &batch) {
+            if let Err(err) = commit_batch(self.member.consumer(), &batch) {
                 // The database already has the batch; a redelivery is skipped by watermark.
                 tracing::warn!(error = %err, "offset commit failed");
             }
@@ -250,13 +250,15 @@ impl KafkaMaterializer {
 
 /// Hand-offs of queued actions whose completions may be pending at once.
 const ACTIONS_IN_FLIGHT: usize = 16;
+/// How long the action consumer waits for actions before it looks at the group's progress.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Applies actions queued on the actions topic. Whatever has arrived is handed to the engine
 /// at once (in partition order, so in order per key); the next batch is taken while this
 /// one's outcomes are still coming, and offsets are committed in order, each batch's once all
 /// of its completions are recorded.
 pub async fn run_action_consumer(
-    consumer: StreamConsumer,
+    mut member: GroupMember,
     engine: Arc<Engine>,
     hub: Arc<Hub>,
     max_payload: usize,
@@ -273,13 +275,20 @@ pub async fn run_action_consumer(
                 if let Some((_, done)) = in_flight.pop_front() {
                     halted |= !decided.unwrap_or(false);
                     if !halted {
-                        commit_offsets(&consumer, &done);
+                        commit_offsets(member.consumer(), &done);
                     }
                 }
                 continue;
             }
-            batch = next_batch(&consumer, max_records), if in_flight.len() < ACTIONS_IN_FLIGHT => batch,
+            batch = next_batch(member.consumer(), max_records), if in_flight.len() < ACTIONS_IN_FLIGHT => Some(batch),
+            _ = tokio::time::sleep(IDLE_CHECK), if in_flight.is_empty() => None,
             _ = stop.wait_for(|stop| *stop) => break,
+        };
+        // Nothing arrived and nothing is being applied: caught up, or stalled (which the
+        // member finds out and mends).
+        let Some(batch) = batch else {
+            member.check().await;
+            continue;
         };
         let batch = match batch {
             Ok(batch) => batch,
@@ -321,12 +330,12 @@ pub async fn run_action_consumer(
     for (task, done) in in_flight.drain(..) {
         halted |= !task.await.unwrap_or(false);
         if !halted {
-            commit_offsets(&consumer, &done);
+            commit_offsets(member.consumer(), &done);
         }
     }
 }
 
-fn commit_offsets(consumer: &StreamConsumer, batch: &[OwnedMessage]) {
+fn commit_offsets(consumer: &rdkafka::consumer::StreamConsumer, batch: &[OwnedMessage]) {
     if let Err(err) = commit_batch(consumer, batch) {
         tracing::warn!(error = %err, "offset commit failed");
     }

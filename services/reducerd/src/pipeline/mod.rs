@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use purereducer_bus::Topics;
-use purereducer_bus::consumer::group_consumer;
+use purereducer_bus::member::GroupMember;
 use purereducer_bus::relay::OutboxRelay;
 use purereducer_core::Action;
 use purereducer_storage::{Store, channels};
@@ -180,7 +180,7 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
     }
     if context.runs("projection-materializer") {
         let materializer = kafka::KafkaMaterializer {
-            consumer: group_consumer(&brokers, &projection.consumer_group, &[topics.state_committed.as_str()])?,
+            member: GroupMember::join(&brokers, &projection.consumer_group, &[topics.state_committed.as_str()])?,
             dead_letters: purereducer_bus::reliable_producer(&brokers, "reducerd-dead-letters")?,
             topics: topics.clone(),
             store: context.store.clone(),
@@ -193,10 +193,10 @@ pub async fn start(context: Context<'_>) -> anyhow::Result<Pipeline> {
             .push(tokio::spawn(materializer.run(context.stop.clone())));
     }
     if context.runs("reducer-service") {
-        let consumer = group_consumer(&brokers, "reducer-service", &[topics.actions.as_str()])?;
+        let member = GroupMember::join(&brokers, "reducer-service", &[topics.actions.as_str()])?;
         let max_payload = context.config.server.max_payload_bytes;
         pipeline.tasks.push(tokio::spawn(kafka::run_action_consumer(
-            consumer,
+            member,
             context.engine.clone(),
             context.hub.clone(),
             max_payload,

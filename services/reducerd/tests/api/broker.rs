@@ -15,7 +15,7 @@ use crate::support::{Backend, action, handle, new_id, start, start_on_same_datab
 
 /// The broker the tests run against; a missing one fails the test rather than passing it
 /// unseen.
-fn broker() -> String {
+pub(crate) fn broker() -> String {
     std::env::var("PURE_REDUCER_TEST_KAFKA")
         .ok()
         .filter(|b| !b.is_empty())

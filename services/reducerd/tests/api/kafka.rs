@@ -315,7 +315,7 @@ async fn a_materializer_killed_mid_batch_and_restarted_applies_every_event_once(
             crashed_batch: crashed_batch.clone(),
         });
         let materializer = reducerd::pipeline::kafka::KafkaMaterializer {
-            consumer: purereducer_bus::consumer::group_consumer(
+            member: purereducer_bus::member::GroupMember::join(
                 &purereducer_bus::Brokers::plain(&brokers),
                 &group,
                 &[topics.state_committed_topic.as_str()],

@@ -19,6 +19,7 @@ mod jwt;
 mod kafka;
 mod kafka_tls;
 mod limits;
+mod member;
 mod migrate;
 mod pipeline;
 mod relay;
