@@ -1,6 +1,8 @@
 """reducerd faults under load: the process SIGKILLed and restarted on the same database and
-address, and one of three replicas on one database SIGKILLed for good (its clients move to
-the survivors). Each runs for HandleAction and for PublishAction + WaitForCompletion.
+address, one of three replicas on one database SIGKILLed for good (its clients move to the
+survivors), and of two replicas the one running the in-process pipeline SIGKILLed for good
+(the other takes the pipeline over). Each runs for HandleAction and for PublishAction +
+WaitForCompletion.
 
 Both kills land while commits of the killed process wait after their commit record was
 written (harness.WAITING_ON_COMMIT): they commit once released, after their process died,
@@ -11,6 +13,18 @@ import pytest
 from harness import NO_MATERIALIZER, WAITING_ON_COMMIT, Fault, ReducerdConfig, assert_correct, run_scenario
 
 MODES = ["handle", "queued"]
+# Bound on waiting for a commit of one replica in flight: in queued mode a replica commits
+# only when it claims queued actions, which another replica may have taken just before.
+COMMIT_WAIT_S = 30.0
+PIPELINE_LOCK = "purereducer-local-pipeline"
+
+
+def pipeline_holder(postgres) -> str:
+    """The database user of the session holding the in-process pipeline's advisory lock."""
+    return postgres.psql(
+        "SELECT a.usename FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        f"AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext('{PIPELINE_LOCK}')::bigint", db="postgres")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -49,7 +63,7 @@ def test_replica_sigkill(mode, postgres, start_reducerd, settings, record):
 
     def kill_b():
         with postgres.hold_commits():
-            waiting = postgres.wait_until(WAITING_ON_COMMIT, user="rb")
+            waiting = postgres.wait_until(WAITING_ON_COMMIT, COMMIT_WAIT_S, user="rb")
             b.kill()
         hits.append(waiting)
         return f"waiting_on_commit_of_b={waiting}"
@@ -61,3 +75,31 @@ def test_replica_sigkill(mode, postgres, start_reducerd, settings, record):
     assert_correct(figures, [a, b, c])
     assert not b.alive
     assert all(hits), f"the kill found no commit of b in flight: {hits}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pipeline_holder_sigkill(mode, postgres, start_reducerd, settings, record):
+    # Two processes on one database without Kafka, both with every role: "a" starts first
+    # and runs the in-process pipeline (projections, subscribers' events); "b" stands by. a is
+    # SIGKILLed for good while a commit of it is in flight; b must take the pipeline over, so
+    # every projection (read from b) still reaches its workflow's version.
+    urls = {name: postgres.create_user(f"r{name}") for name in "ab"}
+    a = start_reducerd(ReducerdConfig(urls["a"], max_attempts=10), "a")
+    b = start_reducerd(ReducerdConfig(urls["b"], max_attempts=10), "b")
+    holders = []
+
+    def kill_a():
+        holders.append(pipeline_holder(postgres))
+        with postgres.hold_commits():
+            waiting = postgres.wait_until(WAITING_ON_COMMIT, COMMIT_WAIT_S, user="ra")
+            a.kill()
+        return f"waiting_on_commit_of_a={waiting},holder={holders[0]}"
+
+    figures = run_scenario("pipeline_holder_sigkill", mode, [a.addr, b.addr],
+                           [Fault(0.4, kill_a, "pipeline_holder_sigkill")], settings, [a, b],
+                           killed={"a"}, read_targets=[b.addr])
+    record(figures)
+    assert_correct(figures, [a, b])
+    assert not a.alive
+    assert holders == ["ra"], f"the pipeline was not a's when a was killed: {holders}"
+    assert pipeline_holder(postgres) == "rb", "b did not take the pipeline over"
