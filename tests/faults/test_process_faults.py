@@ -81,8 +81,10 @@ def test_replica_sigkill(mode, postgres, start_reducerd, settings, record):
 def test_pipeline_holder_sigkill(mode, postgres, start_reducerd, settings, record):
     # Two processes on one database without Kafka, both with every role: "a" starts first
     # and runs the in-process pipeline (projections, subscribers' events); "b" stands by. a is
-    # SIGKILLed for good while a commit of it is in flight; b must take the pipeline over, so
-    # every projection (read from b) still reaches its workflow's version.
+    # SIGKILLed for good, while a commit of it is in flight when one shows within 30 s (in
+    # queued mode b's held commits can keep a from reaching one; the figure says which); b
+    # must take the pipeline over, so every projection (read from b) still reaches its
+    # workflow's version.
     urls = {name: postgres.create_user(f"r{name}") for name in "ab"}
     a = start_reducerd(ReducerdConfig(urls["a"], max_attempts=10), "a")
     b = start_reducerd(ReducerdConfig(urls["b"], max_attempts=10), "b")
