@@ -206,3 +206,41 @@ def test_subscribe_streams_commits_in_version_order(client):
     events.close()
     writer.join()
     assert seen == list(range(seen[0], seen[0] + 3))
+
+
+def _committed_versions(events, k, n):
+    # The versions of the next n state_committed events, each checked to be k's.
+    versions = []
+    for event in events:
+        if event.kind != "state_committed":
+            continue
+        assert event.workflow_key == k
+        assert event.body["state"]["i"] == event.version - 1
+        versions.append(event.version)
+        if len(versions) == n:
+            break
+    return versions
+
+
+def test_subscribe_from_version_replays_then_follows_live(client):
+    k = key("replay")
+    for i in range(3):
+        client.handle_action(k, "merge", "set", {"i": i})
+    # The timeout ends the stream (DEADLINE_EXCEEDED) should an event not come.
+    events = client.subscribe(workflow_keys=[k], from_version=1, timeout=30)
+    try:
+        assert _committed_versions(events, k, 3) == [1, 2, 3]
+        # Then live, with no repeat at the seam: the next commit is the next event.
+        client.handle_action(k, "merge", "set", {"i": 3})
+        assert _committed_versions(events, k, 1) == [4]
+    finally:
+        events.close()
+
+
+def test_subscribe_from_version_without_workflow_keys_is_invalid_argument(client):
+    # A replay needs the keys to read the history of; the refusal comes when iterating.
+    events = client.subscribe(from_version=1, timeout=30)
+    with pytest.raises(PureReducerError) as err:
+        next(events)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "from_version" in err.value.details

@@ -322,12 +322,25 @@ export class Client {
   }
 
   /** Matching events, in version order per key. Breaking out of `for await` (or aborting
-   * `signal`) cancels the stream. */
+   * `signal`) cancels the stream. With `fromVersion`, it first replays from history the events
+   * of each workflow `workflowKeys` names, from that version on, then follows live events with
+   * no gap and no repeat at the seam. */
   async *subscribe(
-    filter: { namespaces?: string[]; workflowTypes?: string[]; workflowKeys?: string[] } = {},
+    filter: {
+      namespaces?: string[];
+      workflowTypes?: string[];
+      workflowKeys?: string[];
+      /** Replay each key of `workflowKeys` (of the one namespace `namespaces` names, "default"
+       * when empty) from this version on, then follow live. Iterating rejects with
+       * Code.InvalidArgument without `workflowKeys` or with more than one namespace, and with
+       * Code.OutOfRange when history retention already removed a version asked for. 0 (the
+       * default): live events only. */
+      fromVersion?: number;
+    } = {},
     signal?: AbortSignal,
   ): AsyncGenerator<Event> {
-    for await (const r of this.bus.subscribe({ filter }, { signal })) {
+    const { fromVersion = 0, ...match } = filter;
+    for await (const r of this.bus.subscribe({ filter: match, fromVersion: BigInt(fromVersion) }, { signal })) {
       const kind = r.event?.kind;
       if (!kind?.case) continue; // an event kind newer than this client
       const m = kind.value;

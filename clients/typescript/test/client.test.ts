@@ -171,6 +171,46 @@ describe("client against reducerd", () => {
     }
     assert.deepEqual(seen, [seen[0], seen[0] + 1, seen[0] + 2]);
   });
+
+  test("subscribe with fromVersion replays from history, then follows live", async () => {
+    const workflowKey = key("replay");
+    for (let i = 0; i < 3; i++) {
+      await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { i } });
+    }
+    // The timeout aborts the stream (the test fails) should an event not come.
+    const events = client.subscribe({ workflowKeys: [workflowKey], fromVersion: 1 }, AbortSignal.timeout(30_000));
+    // The versions of the next n stateCommitted events, each checked to be workflowKey's.
+    const commits = async (n: number) => {
+      const versions: number[] = [];
+      while (versions.length < n) {
+        const next = await events.next();
+        assert.ok(!next.done, "the stream ended");
+        const event = next.value;
+        if (event.kind !== "stateCommitted") continue;
+        assert.equal(event.workflowKey, workflowKey);
+        assert.equal(event.message.state?.i, event.version - 1);
+        versions.push(event.version);
+      }
+      return versions;
+    };
+    try {
+      assert.deepEqual(await commits(3), [1, 2, 3]);
+      // Then live, with no repeat at the seam: the next commit is the next event.
+      await client.handleAction({ workflowKey, workflowType: "merge", actionType: "set", payload: { i: 3 } });
+      assert.deepEqual(await commits(1), [4]);
+    } finally {
+      await events.return(undefined); // cancels the stream
+    }
+  });
+
+  test("subscribe with fromVersion but no workflowKeys rejects with InvalidArgument", async () => {
+    // A replay needs the keys to read the history of; the refusal comes when iterating.
+    const events = client.subscribe({ fromVersion: 1 }, AbortSignal.timeout(30_000));
+    await assert.rejects(events.next(), (err) => {
+      const e = ConnectError.from(err);
+      return e.code === Code.InvalidArgument && e.rawMessage.includes("from_version");
+    });
+  });
 });
 
 describe("retries", () => {

@@ -363,15 +363,24 @@ class Client:
         workflow_types: Iterable[str] = (),
         workflow_keys: Iterable[str] = (),
         timeout: Optional[float] = None,
+        from_version: int = 0,
     ) -> Iterator[Event]:
         """Yields matching events, in version order per key, until the stream ends.
-        Closing the iterator (or leaving a `for` loop early) cancels the stream."""
+        Closing the iterator (or leaving a `for` loop early) cancels the stream.
+
+        With `from_version`, it first replays from history the events of each workflow
+        `workflow_keys` names, from that version on, then follows live events with no gap and
+        no repeat at the seam. The keys are those of the one namespace `namespaces` names
+        ("default" when empty). Iterating raises PureReducerError: INVALID_ARGUMENT without
+        `workflow_keys` or with more than one namespace, OUT_OF_RANGE when history retention
+        already removed a version asked for. 0 (the default) follows live events only."""
         request = event_bus_pb2.SubscribeRequest(
             filter=event_bus_pb2.SubscriptionFilter(
                 namespaces=list(namespaces),
                 workflow_types=list(workflow_types),
                 workflow_keys=list(workflow_keys),
-            )
+            ),
+            from_version=from_version,
         )
         stream = self._bus.Subscribe(request, timeout=timeout, metadata=self._metadata)
         return _convert.events(stream)
