@@ -2,8 +2,8 @@
 published (a pruning pass every second) while the load runs, every reducerd connection is
 terminated, and the process is SIGKILLed and restarted. Pruning may take only what the
 pipeline is done with: nothing lost or applied twice, every projection reaches its version,
-every queued action completes, and the outbox was pruned meanwhile (checked, so the test
-cannot pass without pruning). Each runs for HandleAction and for PublishAction +
+every queued action completes, and the outbox was pruned meanwhile (fewer rows left than
+half the events, so the test cannot pass without pruning). Each runs for HandleAction and for PublishAction +
 WaitForCompletion."""
 
 import pytest
@@ -12,7 +12,6 @@ from harness import WAITING_ON_COMMIT, Fault, ReducerdConfig, assert_correct, ru
 
 MODES = ["handle", "queued"]
 RETENTION = "[retention]\noutbox_seconds = 0\ncompletions_seconds = 3600\ninterval_seconds = 1\n"
-PRUNED_LOG = "published outbox rows and completions past retention removed"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -45,4 +44,3 @@ def test_retention_under_faults(mode, postgres, start_reducerd, settings, record
     left = int(postgres.psql("SELECT count(*) FROM event_outbox") or 0)
     assert left < figures.acked // 2, \
         f"{left} outbox rows left of about {figures.acked} events: retention did not prune during the run"
-    assert PRUNED_LOG in reducerd.log_path.read_text(encoding="utf-8"), "no pruning pass removed anything"
